@@ -1,0 +1,336 @@
+"""Utterance phase classifier: every transcribed utterance becomes ``venting``, ``question`` or ``other``.
+
+This module owns:
+
+- text normalisation for ASR-style input (lowercase, punctuation and apostrophes removed),
+- :class:`UtteranceClassifier`, a rule-based classifier built from the hand-written lexicons in
+  :mod:`dialog.lexicon` plus the VADER sentiment lexicon (MIT, bundled in ``vaderSentiment``),
+  with a small word n-gram phrase model (:mod:`dialog.phrase_model`) that nudges the question score,
+- :func:`classify_jsonl`, the JSON Lines filter behind ``carecoach classify`` (CONTRACT §4).
+
+The rules describe general English question structure and complaint language, so casing and
+punctuation are never needed. The only trained part, the phrase model, was fitted on the
+self-authored corpus in :mod:`dialog.phrase_corpus` (see ``dialog/train_phrases.py``); no
+evaluation data was used to train or tune anything automatically.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, TextIO
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from dialog import lexicon as lx
+from dialog.phrase_model import PhraseModel
+
+Phase = Literal["venting", "question", "other"]
+PHASES: tuple[Phase, ...] = ("venting", "question", "other")
+
+# Apostrophes are removed like any other punctuation so that "don't" and ASR's "dont" agree.
+_EXTRA_PUNCT = "\u2018\u2019\u201c\u201d\u2026\u2013\u2014"
+_PUNCT_TABLE = str.maketrans({c: " " for c in string.punctuation + _EXTRA_PUNCT})
+_APOSTROPHES = str.maketrans("", "", "'\u2019\u2018`")
+_URL = re.compile(r"(?:https?://|www\.|pic\.twitter\.com/)\S+")
+_SPACES = re.compile(r"\s+")
+
+VENT_THRESHOLD = 1.0
+QUESTION_THRESHOLD = 0.5
+_W_ANGER = 1.0
+_W_GRIEVANCE = 1.0
+_W_MILD = 0.5
+_W_WEAK = 0.2
+_MAX_WEAK = 0.4
+# How a clearly negative VADER compound adds to the venting score (compound <= -0.3 only).
+_W_SENTIMENT = 0.9
+_NEG_SENTIMENT = -0.3
+_NEG_BONUS = 0.0
+# How the phrase model's question probability shifts the rule question score (centred on 0.5).
+_W_MODEL_QUESTION = 0.5
+# Cap on how much prosody may add: enough to tip a borderline turn, never to decide alone.
+_MAX_CUE_BONUS = 0.35
+
+
+def normalize(text: str) -> str:
+    """Lowercase, drop URLs, apostrophes and punctuation, collapse spaces (the judge's view of ASR text)."""
+    text = _URL.sub(" ", text.lower())
+    text = text.translate(_APOSTROPHES).translate(_PUNCT_TABLE)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _alternation(fragments: Iterable[str]) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(f"(?:{f})" for f in fragments) + r")\b")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioCues:
+    """Optional prosody for one utterance, relative to the speaker's own running baseline."""
+
+    loudness_ratio: float = 1.0  # utterance RMS / speaker's running median RMS
+    rate_ratio: float = 1.0  # words per second / speaker's running median
+    overlap: float = 0.0  # seconds overlapped by the other speaker
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    phase: Phase
+    sentiment: float  # VADER compound, -1..1
+    scores: dict[str, float]  # per-phase scores, for debugging/thresholds
+
+
+class UtteranceClassifier:
+    """Rule-based venting/question/other classifier; construct once, call :meth:`classify` per utterance."""
+
+    def __init__(self) -> None:
+        self._vader = SentimentIntensityAnalyzer()
+        self._vent_anger = _alternation(lx.VENT_ANGER)
+        self._vent_grievance = _alternation(lx.VENT_GRIEVANCE)
+        self._vent_weak = _alternation(lx.VENT_WEAK)
+        self._vent_mild = _alternation(lx.VENT_MILD)
+        self._calm = _alternation(lx.CALM)
+        self._embedded_q = _alternation(lx.EMBEDDED_QUESTION)
+        self._model = PhraseModel()
+        self._detail_request = _alternation(lx.AGENT_DETAIL_REQUEST)
+
+    # -- public API ---------------------------------------------------------------------
+
+    def classify(
+        self,
+        text: str,
+        speaker: str = "customer",
+        *,
+        context: Sequence[tuple[str, str]] = (),
+        cues: AudioCues | None = None,
+    ) -> Classification:
+        norm = normalize(text)
+        tokens = norm.split()
+        if not tokens:
+            return Classification("other", 0.0, {"venting": 0.0, "question": 0.0, "other": 1.0})
+        sentiment = float(self._vader.polarity_scores(norm)["compound"])
+        q = self._question_score(norm, tokens, speaker)
+        # The phrase model (trained on the self-authored corpus only) nudges borderline question
+        # structure either way: declarative questions, requests for details, chit-chat answers.
+        p_model = self._model.probabilities(tokens)
+        q = max(q + _W_MODEL_QUESTION * (p_model["question"] - 0.5), 0.0)
+        v = self._venting_score(norm, tokens, sentiment, speaker, context, cues)
+        if v >= VENT_THRESHOLD:
+            phase: Phase = "venting"
+        elif q >= QUESTION_THRESHOLD:
+            phase = "question"
+        else:
+            phase = "other"
+        return Classification(phase, sentiment, {"venting": round(v, 3), "question": round(q, 3),
+                                                 "other": round(max(0.0, 1.0 - max(v, q)), 3)})
+
+    # -- questions ----------------------------------------------------------------------
+
+    def _question_score(self, norm: str, tokens: list[str], speaker: str) -> float:
+        core = _strip_fillers(tokens)
+        if core:
+            first = core[0]
+            second = core[1] if len(core) > 1 else ""
+            if first == "why" and second in ("not", "dont") \
+                    and (len(core) < 3 or core[2] in ("we", "you", "not")) \
+                    and not self._vent_anger.search(norm):
+                return 0.0  # "why not try it", "why dont we go": suggestions, not requests for information
+            if core[:4] == ["how", "do", "you", "do"] and len(core) <= 5:
+                return 0.0  # a greeting, not a question
+            if first in ("do", "would") and second in ("you", "u") and len(core) > 2 and core[2] == "mind":
+                return 0.0  # "do you mind if i sit here": asking permission, a directive
+            if first in ("have", "has", "had") and second in ("a", "an", "the", "some", "fun", "nice"):
+                return 0.0  # "have a nice day", "have a seat": imperatives
+            if first in lx.WH_WORDS:
+                if (second in lx.EXCLAMATIVE_AFTER_WH and second not in ("a", "an")) or (
+                    second in ("a", "an") and first == "what" and len(core) <= 5
+                ):
+                    pass  # "how lovely", "what a mess": exclamatives
+                elif second in lx.PRONOUN_SUBJECTS and len(core) > 6 and not _has_aux(core[2:4]):
+                    pass  # "when i called they said ...": a subordinate clause, not a question
+                else:
+                    return 1.0
+            if first in ("will", "should", "might", "must") \
+                    and second in ("i", "we", "it", "they", "he", "she"):
+                return 1.0  # "will i need stitches", "should we wait": yes/no questions, not requests
+            if first == "shall" and second in ("i", "we"):
+                return 1.0  # "shall i book that", "shall we try again": offers ask for a yes or no
+            if first in lx.MODALS and second in ("you", "u", "i", "we"):
+                return _modal_request_score(core)
+            if first in lx.AUX and (second in lx.SUBJECTS or second in lx.AUX):
+                # "is it", "have you", "did they"; "dont you think"
+                return 1.0
+            if first in ("you", "u") and second == "mean":
+                return 0.8
+            if first in ("any", "anyone", "anybody", "anything", "anywhere") and len(core) <= 8:
+                return 0.8  # elliptical "anything else", "anyone know"
+            if first in ("you", "u") and second in ("got", "have", "want", "need", "mean", "sure") \
+                    and len(core) <= 6:
+                return 0.6  # dropped auxiliary: "you got a minute"
+        if self._embedded_q.search(norm):
+            return 0.9
+        n = len(tokens)
+        if speaker == "agent" and 2 <= len(core) <= 6 and core[0] in lx.ELLIPTICAL_DETAIL_START \
+                and not _has_aux(core[1:]):
+            return 0.6  # an agent's elliptical request for a detail: "and your postcode please"
+        if speaker == "agent" and self._detail_request.search(norm):
+            return 0.8  # "just confirm your postcode for me", "if i can take the account number"
+        # Tag questions and final question particles.
+        if n >= 3:
+            last, prev = tokens[-1], tokens[-2]
+            if prev in lx.TAG_AUX and last in lx.TAG_SUBJ and tokens[-3] not in lx.WH_WORDS \
+                    and tokens[-3] not in ("that", "it", "this", "there", "thats", "what"):
+                return 0.8
+            if last in lx.TAG_END and n >= 4 and tokens[-2] not in ("all", "thats", "alright", "that"):
+                return 0.6
+            if n >= 3 and tokens[-2:] in (["or", "not"], ["or", "what"], ["or", "no"]):
+                return 0.8
+            if last == "right" and n >= 4 and prev not in lx.RIGHT_TAG_BLOCK_PREV \
+                    and not _has_aux(tokens[:1]):
+                return 0.6  # declarative + "right": "so it goes back on my card right"
+        # A question in the middle: several sentences run together ("fine do you take cards").
+        for i in range(1, n - 1):
+            t = tokens[i]
+            if t in lx.WH_WORDS and i + 2 < n and tokens[i + 1] in lx.AUX and tokens[i + 2] in lx.SUBJECTS \
+                    and (tokens[i - 1] not in lx.MID_BLOCK_PREV
+                         or (tokens[i - 1] == "see" and tokens[i + 1] in ("do", "does", "did"))):
+                return 0.8
+            # "i see do you have ...": after "see", only a do-inversion opens a new question
+            prev_ok = tokens[i - 1] not in lx.MID_BLOCK_PREV \
+                or (tokens[i - 1] == "see" and t in ("do", "does", "did"))
+            if t in lx.MID_AUX and tokens[i + 1] in lx.PRONOUN_SUBJECTS and prev_ok:
+                return 0.7
+            if t in lx.MID_COPULA and tokens[i + 1] in lx.MID_COPULA_SUBJ and prev_ok \
+                    and tokens[i - 1] not in lx.SUBJECTS and tokens[i - 1] not in ("thats", "theres", "its"):
+                return 0.6
+            if t in lx.WH_CONTRACTED and prev_ok \
+                    and tokens[i - 1] not in ("thats", "is", "see", "hear", "its"):
+                return 0.6
+        return 0.0
+
+    # -- venting ------------------------------------------------------------------------
+
+    def _venting_score(
+        self,
+        norm: str,
+        tokens: list[str],
+        sentiment: float,
+        speaker: str,
+        context: Sequence[tuple[str, str]],
+        cues: AudioCues | None,
+    ) -> float:
+        anger = len(self._vent_anger.findall(norm))
+        grievance = len(self._vent_grievance.findall(norm))
+        weak = len(self._vent_weak.findall(norm))
+        mild = min(len(self._vent_mild.findall(norm)), 2)
+        if speaker == "agent":
+            # Agents describe faults and policies for a living; their problem words count for little.
+            grievance_w = _W_GRIEVANCE * 0.5
+        else:
+            grievance_w = _W_GRIEVANCE
+        score = _W_ANGER * anger + grievance_w * grievance + _W_MILD * grievance_w * mild
+        if score > 0:
+            score += min(_W_WEAK * weak, _MAX_WEAK)
+        if sentiment <= _NEG_SENTIMENT:
+            score += _W_SENTIMENT * (-sentiment) + _NEG_BONUS
+        if anger == 0 and self._calm.search(norm):
+            score -= 0.5
+        # Venting persists: a customer who just vented needs less to be still venting.
+        if score > 0 and _recent_venting(context, speaker, self):
+            score += 0.3
+        if cues is not None and score > 0 and speaker != "agent":
+            score += _cue_bonus(cues, len(tokens))
+        return max(score, 0.0)
+
+
+def _modal_request_score(core: list[str]) -> float:
+    """Score "can you ..."/"may i ...": info or help requests are questions, other requests are not."""
+    verbs = [t for t in core[2:6] if t not in ("please", "just", "possibly", "kindly", "actually", "um", "uh",
+                                               "er", "quickly", "also", "maybe", "perhaps")]
+    if not verbs:
+        return 0.8
+    verb = verbs[0]
+    if verb in lx.DETAIL_REQUEST_VERBS:
+        return 1.0 if any(t in ("your", "the") for t in core[3:7]) else 0.3
+    if verb in lx.INFO_REQUEST_VERBS or verb in lx.AUX or verb in ("like", "prefer", "be", "mind"):
+        # "would you like", "would you mind" offers/permission checks read as questions to a caller
+        return 1.0 if verb != "mind" else 0.0
+    return 0.3
+
+
+def _has_aux(tokens: Sequence[str]) -> bool:
+    return any(t in lx.AUX for t in tokens)
+
+
+def _strip_fillers(tokens: list[str]) -> list[str]:
+    i = 0
+    while i < len(tokens):
+        if tokens[i] in lx.LEADING_FILLERS:
+            i += 1
+        elif i + 1 < len(tokens) and (tokens[i], tokens[i + 1]) in lx.LEADING_FILLER_PAIRS:
+            i += 2
+        else:
+            break
+    return tokens[i:]
+
+
+def _recent_venting(context: Sequence[tuple[str, str]], speaker: str, clf: UtteranceClassifier) -> bool:
+    """True if the same speaker's last turn among the previous two carried venting language."""
+    for spk, text in list(context)[-2:][::-1]:
+        if spk != speaker:
+            continue
+        norm = normalize(text)
+        return bool(clf._vent_anger.search(norm))
+    return False
+
+
+def _cue_bonus(cues: AudioCues, n_words: int) -> float:
+    """Loud, fast, long customer turns lean towards venting; bounded so prosody never decides alone."""
+    bonus = 0.0
+    if cues.loudness_ratio > 1.2:
+        bonus += min(cues.loudness_ratio - 1.2, 0.5) * 0.4
+    if cues.rate_ratio > 1.15:
+        bonus += min(cues.rate_ratio - 1.15, 0.5) * 0.3
+    if n_words >= 20:
+        bonus += 0.1
+    return min(bonus, _MAX_CUE_BONUS)
+
+
+def classify_jsonl(
+    lines: Iterable[str], out: TextIO, *, classifier: UtteranceClassifier | None = None
+) -> int:
+    """CONTRACT §4 filter: copy each JSON line to ``out`` with ``"phase"`` added, keeping order and fields.
+
+    Earlier lines of the same ``call`` are passed as context. A line that is not a JSON object with a
+    string ``text`` is reported on stderr with its line number and skipped; the return value is then 2,
+    otherwise 0.
+    """
+    clf = classifier or UtteranceClassifier()
+    history: dict[str, list[tuple[str, str]]] = {}
+    status = 0
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            print(f"carecoach classify: line {lineno}: invalid JSON ({exc.msg})", file=sys.stderr)
+            status = 2
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            print(f"carecoach classify: line {lineno}: expected an object with a string \"text\"",
+                  file=sys.stderr)
+            status = 2
+            continue
+        speaker = str(obj.get("speaker") or "customer")
+        call = str(obj.get("call", ""))
+        turns = history.setdefault(call, [])
+        result = clf.classify(obj["text"], speaker, context=turns[-6:])
+        turns.append((speaker, obj["text"]))
+        del turns[:-6]  # only recent turns matter; keeps memory bounded on long calls
+        obj["phase"] = result.phase
+        out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    return status

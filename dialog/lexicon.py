@@ -1,0 +1,264 @@
+"""Hand-written word lists and phrase patterns used by :mod:`dialog.classify`.
+
+This module owns the *data* of the utterance classifier: question structure words and
+the venting lexicons (anger, blame, grievance history, threats, problem reports). Every
+entry was written by the carecoach authors from general knowledge of English and of
+contact-centre speech; nothing here is copied from any evaluation corpus.
+
+All patterns are written for normalised ASR text: lowercase, no punctuation and no
+apostrophes ("don't" arrives as "dont", "I'm" as "im").
+"""
+
+from __future__ import annotations
+
+# --- question structure -------------------------------------------------------------
+
+WH_WORDS = frozenset(
+    "what whats when whens where wheres which who whos whose whom why whys how hows".split()
+)
+
+# Auxiliaries/modals that start a yes/no question when followed by a subject.
+AUX = frozenset(
+    """do does did is are was were am can could will would shall should may might must have has had
+    dont doesnt didnt isnt arent wasnt werent cant couldnt wont wouldnt shouldnt havent hasnt hadnt
+    aint mustnt""".split()
+)
+
+# Words that can be the subject right after an inverted auxiliary.
+SUBJECTS = frozenset(
+    """i you we they he she it there that this these those u ya yall ye
+    my your our their his her its the a an any anyone anybody anything someone somebody something
+    everyone everybody everything all one both either none nobody""".split()
+)
+
+PRONOUN_SUBJECTS = frozenset("i you we they he she u".split())
+
+# Auxiliaries strong enough to mark a question in the *middle* of an utterance (several
+# sentences run together once punctuation is gone): "that sounds fine do you take cards".
+MID_AUX = frozenset(
+    "do does did can could would will have has shall should may dont doesnt didnt cant wont".split()
+)
+
+# Tokens after which "do you"/"can i" is part of a statement or a clause, not a new question.
+MID_BLOCK_PREV = frozenset(
+    """i you we they he she it u that what who which where when how why if whether than as so nor
+    neither because cause cos coz though although unless until till know mean say think see guess
+    wonder not also just only too the a an this these those to and""".split()
+)
+
+# Mid-utterance inversions that open a new yes/no question: "thats ok is breakfast included".
+MID_COPULA = frozenset("is are has have was were".split())
+MID_COPULA_SUBJ = frozenset("there you anyone anybody anything she he breakfast".split()) - {"breakfast"}
+WH_CONTRACTED = frozenset("whats wheres hows whos".split())
+
+# Exclamatives that look like wh-questions: "what a mess", "how lovely".
+EXCLAMATIVE_AFTER_WH = frozenset(
+    """a an lovely nice kind sweet wonderful great awful terrible strange funny interesting
+    beautiful good bad sad rude stupid silly dare lucky cool exciting horrible annoying odd""".split()
+)
+
+# Leading discourse markers and fillers skipped before looking at clause structure.
+LEADING_FILLERS = frozenset(
+    """um uh er erm ah oh eh hmm mm mhm ahh uhm well so and but or okay ok alright right yes yeah yep
+    yup no nope hi hello hey now then also just actually sorry excuse me please sir madam
+    maam look listen anyway anyways fine great good sure oops wow gosh hm""".split()
+)
+
+# Two-word openers skipped like fillers: "i mean have you tried", "you know is it".
+LEADING_FILLER_PAIRS = frozenset({("i", "mean"), ("you", "know"), ("excuse", "me"), ("thank", "you"),
+                                  ("hang", "on"), ("hold", "on")})
+
+# An agent asking the caller for an identifying detail is asking a question even in imperative form.
+AGENT_DETAIL_REQUEST = [
+    r"(?:confirm|take|have|give me|tell me|spell|read out|grab|get) (?:me )?(?:your|the) (?:\w+ )?(?:\w+ )?"
+    r"(?:name|names|address|postcode|post code|number|details|date of birth|reference|surname|code)",
+]
+
+# Phrases that make the utterance a request for information wherever they occur.
+EMBEDDED_QUESTION = [
+    r"i (?:was|am|m|were) (?:just )?wondering",
+    r"(?:im|i am) (?:just )?wondering",
+    r"\bi wonder (?:if|whether|what|when|where|how|why|who)",
+    r"wonder(?:ing|ed)? (?:if|whether)",
+    r"(?:can|could|would|will) (?:you|u) (?:please |just |possibly |kindly )?(?:tell|let) me",
+    r"(?:can|could|would|will) (?:you|u) (?:please |just )?(?:explain|confirm|check|advise|clarify)",
+    r"(?:do|did|would) (?:you|u) (?:happen to )?know (?:if|whether|what|when|where|how|why|who|which)",
+    r"(?:can|could|may|might) i (?:please |just )?(?:ask|know|find out|check)",
+    r"is (?:it|there) (?:any way|anyway|possible|a way|a chance)",
+    r"(?:id|i would|i d|i want to|i wanna|i need to|i just want to) (?:like to )?(?:know|ask|find out)"
+    r" (?:if|whether|what|when|where|how|why|who|which|about)",
+    r"\bany (?:idea|ideas|news|update|updates)\b",
+    r"\bplease (?:tell|advise|let me know|explain)\b",
+    r"\b(?:tell|show) me (?:how|what|when|where|why|which|if|whether)\b",
+    r"\bwhat about (?:you|it|him|her|them|that|this)$",
+    r"\bhow about (?:you|yourself|yours)$",
+    r"\b(?:is|was) (?:that|this|it) "
+    r"(?:correct|right|all right|alright|okay|ok|true|so|possible|included|fine)$",
+    r"\bhow come\b",
+    r"\bhow (?:much|many|long|often|far|old|soon|late|early)\b",
+    r"\bi (?:just )?(?:wanted|want|need|needed|wish|wished) to "
+    r"(?:check|ask|enquire|inquire|know|find out|query)",
+    r"\b(?:enquir|inquir)(?:e|ing|y)\b",
+    r"^(?:and |or |so )?(?:for|at|from|to|by|in|on|of|with|since|until) "
+    r"(?:what|which|when|where|whom|how)\b",
+]
+
+# After "can/could/would/will you" or "can/could/may i": verbs that ask for information or help.
+# Any other verb makes the utterance a request for an action or for permission ("could you pass
+# the salt", "may i come in"), which dialogue-act schemes count as a directive, not a question.
+INFO_REQUEST_VERBS = frozenset(
+    """tell confirm check explain clarify advise spell repeat let help ask know find hear recommend
+    suggest say describe remind verify look see""".split()
+)
+# These ask for information only when they ask for *your/the* details: "can i have your name".
+DETAIL_REQUEST_VERBS = frozenset("have take get give send quote book".split())
+MODALS = frozenset("can could would will may might shall".split())
+
+# Determiners/possessives that start an elliptical request for a detail: "and your postcode please".
+ELLIPTICAL_DETAIL_START = frozenset("your the its whats".split())
+
+# Tag questions at the very end: "you closed my account didnt you", "its free isnt it".
+TAG_AUX = frozenset(
+    """isnt arent wasnt werent dont doesnt didnt cant couldnt wont wouldnt havent hasnt shouldnt
+    is are was were do does did can will have has could would""".split()
+)
+TAG_SUBJ = frozenset("it you i we they he she there that".split())
+TAG_END = frozenset("eh huh innit or".split())
+# Words before a final "right" that make it an adjective or a direction, not a tag.
+RIGHT_TAG_BLOCK_PREV = frozenset(
+    """thats that its is all alright yeah yes oh okay ok turn the on to your my his her their our
+    youre exactly quite absolutely just dead not be are was were am im were right left far""".split()
+)
+
+# --- venting ------------------------------------------------------------------------
+# Each tier is a list of regex fragments matched on word boundaries; tiers carry weights
+# in classify.py. The venting threshold is 1.0: one ANGER hit decides on its own, the
+# other tiers need company (another hit or clearly negative sentiment).
+
+VENT_ANGER = [
+    # anger, contempt and insults
+    r"ridiculous|unacceptable|outrageous|disgraceful|disgrace|disgusting|disgusted|pathetic|appalling|"
+    r"shocking|scandalous|incompetent|incompetence|useless|clueless|shambles|joke of a",
+    r"furious|livid|fuming|infuriating|infuriated|outraged|enraged|pissed|pissed off|so angry|really angry",
+    r"fed up|sick of|sick and tired|had enough|cant stand|cannot stand|cant bear|drive me crazy|"
+    r"driving me crazy|driving me mad|drive me mad",
+    r"fuck\w*|shit\w*|bullshit|crap|crappy|damn|dammit|goddamn|bloody hell|wtf|ffs|screw you|bastard\w*",
+    r"shut up|how dare|get lost|go to hell|what the hell|the hell|nonsense|rubbish|garbage|"
+    r"idiot\w*|stupid|moron\w*|liar|liars|lying to me|lied to me|shame on you|yuck|gross",
+    r"worst|horrendous|atrocious|abysmal|lousy|poor service|bad service|terrible service|"
+    r"awful service|rude|robbery|rip ?off|ripped off|scam\w*|cheat\w*|unprofessional",
+    r"you people|you lot",
+    # interpersonal anger: telling someone off, dares, threats, "never listens"
+    r"butt out|mind your own business|get out of (?:my|here)|(?:you|i) dare|dare you|nuisance|"
+    r"(?:you|he|she|they) never (?:listen|listens|listened)|never listens|got robbed|"
+    r"(?:cut|cutting|cuts|jump|jumped|jumping) (?:in|into)? ?(?:the )?(?:line|queue) in front|"
+    r"jump(?:ed|ing)? the queue|dont (?:you )?be (?:so )?(?:nosey|nosy|rude|cheeky|stupid|ridiculous)|"
+    r"(?:i will|ill|i am going to|im going to|im gonna) (?:throw|smash|break) your|enough of (?:this|your)",
+    r"driving me (?:nuts|insane|bananas|up the wall|round the bend|mental)|"
+    r"drives me (?:nuts|insane|crazy|mad)|"
+    r"(?:let|letting|lets) (?:me|us) down|thanks for nothing|said no one ever|"
+    r"(?:hung|hangs|hang|hanging) up on (?:me|us)",
+    # grievance history and broken expectations, strong enough alone
+    r"(?:second|third|fourth|fifth|2nd|3rd|4th|5th|umpteenth|hundredth) time (?:i|ive|weve|we|this|that)",
+    r"how many (?:more )?times",
+    r"still (?:waiting|havent|hasnt|not (?:received|fixed|working|sorted|resolved|heard))",
+    r"(?:never|still not|still havent|still hasnt) (?:received|arrived|came|turned up|showed up|"
+    r"got back|heard back|responded|replied|called back|rang back|refunded|fixed|sorted)",
+    r"no ?(?:one|body) (?:has|have|ever|seems|bothered|called|got back|can help|is helping)",
+    r"no (?:response|reply|answer|replies|responses) (?:from|yet|at all)",
+    r"not (?:good enough|acceptable|happy|impressed|pleased|satisfied)",
+    r"(?:very|really|extremely|so|totally|completely|deeply|beyond) "
+    r"(?:disappointed|frustrated|annoyed|upset|unhappy|angry|dissatisfied|mad)",
+    r"waste of (?:time|money)|wasted (?:my|an|a|so|hours|days|time)|waste my time",
+    r"want (?:to|a) (?:cancel|complain|complaint|refund|speak to (?:a|your) manager)|"
+    r"speak to (?:a|your) (?:manager|supervisor)|file a complaint|make a complaint|"
+    r"lodge a complaint|report you|take (?:this|it) further|lawyer|solicitor|sue you|ombudsman|"
+    r"trading standards|close my account",
+    r"(?:what (?:is|s) wrong with (?:you|your)|are you (?:kidding|joking)|unbelievable)",
+    r"why (?:cant|cannot|wont|doesnt|isnt|hasnt|havent|is it so|does it take|do i have to|"
+    r"should i have to|on earth|the hell) ",
+]
+
+# Grievances and problem reports: a fault, a failure, a delay, a broken promise.
+VENT_GRIEVANCE = [
+    r"(?:doesnt|dont|didnt|isnt|arent|wasnt|wont|cant|cannot|couldnt|not|stopped|never|no longer|"
+    r"not able to|unable to|keeps? not) (?:\w+ )?(?:work|working|works|worked|load|loading|connect|"
+    r"connecting|charge|charging|turn on|respond|responding|print|printing|scan|open|opening|sign in|"
+    r"log ?in|access|sync|accept|accepting|recogni[sz]\w*|play|start|send|sending|receive|deliver\w*|"
+    r"show|showing|update|updating|download|install|pay|use|get through|hear|let me|letting me|help|"
+    r"helping|fit|"
+    r"sync\w*|listed|appearing|available|accurate|compatible|valid|processed|credited|refunded|covered|"
+    r"honou?red|delivered|fixed|resolved|sorted)",
+    r"still (?:not|isnt|doesnt|cant|wont|no|nothing|havent|hasnt|broken|down|waiting)|"
+    r"(?:havent|have not|hasnt|has not|not) (?:\w+ )?(?:heard back|heard anything|received|had a reply|"
+    r"had an answer|had a response)|no luck|messed up|screwed up|mess up|screw up|beware",
+    r"nasty|inadequate|inaccurate|terribly(?! sorry)|unreliable|unusable|unhelpful|misleading|"
+    r"overpriced|lousy|"
+    r"poor(?:ly)? (?:service|quality|customer|communication|signal|coverage|connection|performance|"
+    r"design|support|experience|value|response)|poorly|not (?:exactly )?thrilled|please fix|"
+    r"fix (?:this|your)",
+    # "broke" is not a fault in "im broke" (no money) or "broke up"; "lost" needs a lost thing.
+    r"broken|(?<!im )(?<!i am )(?<!were )(?<!we are )broke(?! up)|faulty|defective|damaged|cracked|"
+    r"ripped|torn|missing|failed|failing|"
+    r"(?:you|they|has|have|had|got|get|was|were|been|keep|keeps) lost (?:my|our|the)|got lost|"
+    r"lost (?:my|our) (?:\w+ )?(?:order|parcel|package|bag|bags|luggage|suitcase|booking|data|files|"
+    r"photos|money|payment|deposit|signal|connection|service|internet)|"
+    r"crash\w*|freez\w*|froze|glitch\w*|bug|bugs|buggy|error|errors|outage|outages|\w+fail|fail|"
+    r"fault",
+    # Lateness is a grievance when something is late, not when the speaker is ("im late for work").
+    r"(?:arrived|arrives|arriving|came|comes|delivered|showed up|turned up|running|always|still) late|"
+    r"late again|(?:minutes|hours|days|weeks) late|delayed|delay|delays|cancell?ed|stuck|stranded|"
+    r"overdue|slowest|so slow|too slow|very slow|really slow|painfully slow|slow again",
+    r"(?:is|are|been|went|gone|goes|was|still) (?:down|dead)|(?:power|internet|wifi|broadband|service|"
+    r"signal|electricity|water|heating|network|phone|line|tv|cable) "
+    r"(?:is|was|went|has been|keeps going) (?:out|off)",
+    r"no (?:wifi|internet|broadband|signal|service|power|connection|network|water|heating|heat|"
+    r"response|reply|answer|help|update|updates|refund|explanation|apology|respect)",
+    r"complain\w*|compensation|money back|escalate",
+    # sarcasm that usually introduces a grievance: "great job", "love how it ...", "thanks a lot"
+    r"(?:great|nice|good|brilliant|fantastic|awesome|amazing|stellar) (?:job|work|going)|way to go|"
+    r"(?:love|loving|gotta love|dont you love) (?:it )?(?:when|how) (?:you|u|they|my|the|your|i|it)|"
+    r"thanks a lot|just what i needed|sarcasm",
+    # not getting what was paid for or promised
+    r"(?:still|never|not|havent|hasnt|didnt) (?:\w+ )?(?:got|getting|gotten|get|receive|receiving)|"
+    r"still (?:nothing|no)|nothing yet|(?:still|got|been|being|keep getting) charged|charging me|"
+    r"charged me|bill shock|hidden (?:fees|charges|costs)|price (?:hike|rise|increase)",
+    r"(?:sent|delivered|shipped|went|going) to the wrong|(?:wrong|incorrect) (?:state|city|country|house|"
+    r"person|colour|color|one|flat|door)",
+    r"(?:cant|cannot|couldnt|unable to|not able to) (?:even )?(?:get|boot|seem to|access|log|sign|"
+    r"reach|contact|download|watch|stream|call|book|cancel|check in)",
+    r"(?:been|keep|kept|have been|ive been) trying|refus\w+|ignor(?:e|ed|ing|es) (?:me|my|us|our)|"
+    r"(?:a|such a|what a|total|complete|absolute) (?:nightmare|disaster|mess|joke)|disappointment",
+    r"(?:so|really|very|smells|smell|smelt|tastes?|looks?) (?:bad|awful|horrible|disgusting)|"
+    r"why (?:is|are|does|do|isnt|arent|doesnt|dont|has|have) (?:my|our) ",
+    r"overcharg\w*|double charged|charged (?:me )?(?:twice|double|again|for)|wrong "
+    r"(?:item|order|size|bill|amount|charge|address|number)",
+    r"(?:been|kept|keep) (?:waiting|on hold)|on hold|waiting (?:for|since) (?:ages|hours|days|weeks|months|"
+    r"over|more than|\w+ (?:hours|days|weeks|months|minutes))|wait time",
+    r"keeps? (?:happening|dropping|cutting|failing|breaking|crashing|freezing|getting|saying|showing|"
+    r"charging|sending|telling)|every (?:single )?time|over and over|yet again|once again|all the time",
+    r"(?:for|since|in) (?:the )?(?:past|last) (?:\w+ )?(?:hours|days|weeks|months|minutes)|"
+    r"(?:hours|days|weeks|months) (?:ago|later|now)",
+    r"your (?:company|service|staff|people|app|website|site|system|customer service)|customer service",
+    r"angry|annoyed|annoying|frustrated|frustrating|upset|disappointed|disappointing|"
+    r"unhappy|irritated|irritating|mad|hate(?! to)|hated|sucks|suck|stinks|terrible|horrible|awful|"
+    r"dreadful|pointless|unfair|not fair|fix it|sort it out|i cant believe|seriously|come on",
+]
+
+# Problem words that are as often neutral ("whats the problem", "do you have any trouble"):
+# half weight, so they need clear company to make a turn venting.
+VENT_MILD = [
+    r"issue|issues|problem|problems|trouble|slow|hurry up",
+]
+
+# Weak cues: only count alongside something else.
+VENT_WEAK = [
+    r"again|still|never|always|nothing|nobody|no one|even|please help|pls help|any help|help me|"
+    r"help please|refund|cancel|what is going on|whats going on|whats up with|why",
+]
+
+# Words that soften or reverse apparent venting: gratitude and politeness closures.
+CALM = [
+    r"thank you|thanks|thank u|cheers|much appreciated|appreciate it|no problem|no worries|"
+    r"thats fine|thats great|perfect|brilliant|lovely|wonderful|have a (?:good|nice|great)|no need to worry",
+]

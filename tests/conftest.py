@@ -1,0 +1,61 @@
+"""Shared fixtures: one started PocketSphinx engine for the whole run, real in-process servers, and
+the synthetic calls in tests/calls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+
+from voice.app import build_app
+from voice.asr.sphinx_engine import SphinxEngine
+from voice.config import Config
+from voice.simulate import load_stereo
+
+CALLS = Path(__file__).parent / "calls"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def sphinx_engine() -> AsyncIterator[SphinxEngine]:
+    engine = SphinxEngine()
+    await engine.start()
+    yield engine
+    await engine.aclose()
+
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+
+@pytest_asyncio.fixture
+async def make_server(tmp_path: Path, sphinx_engine: SphinxEngine) -> AsyncIterator[ServerFactory]:
+    """Start a real carecoach server on loopback with the shared engine; `**overrides` patch the Config."""
+    servers: list[TestServer] = []
+
+    async def start(**overrides: Any) -> TestServer:
+        config = replace(Config(data_dir=tmp_path / f"data{len(servers)}"), **overrides)
+        server = TestServer(build_app(config, engine=sphinx_engine), host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+def load_call(name: str) -> tuple[np.ndarray, dict[str, Any]]:
+    samples = load_stereo(CALLS / f"{name}.wav")
+    truth = json.loads((CALLS / f"{name}.truth.json").read_text())
+    return samples, truth
+
+
+@pytest.fixture(scope="session")
+def calm_call() -> tuple[np.ndarray, dict[str, Any]]:
+    return load_call("calm_questions")

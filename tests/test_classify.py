@@ -1,0 +1,215 @@
+"""Behaviour tests for dialog.classify and the benchmark's text normalisation (own example sentences)."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import string
+import sys
+from pathlib import Path
+
+import pytest
+
+from dialog.classify import AudioCues, UtteranceClassifier, classify_jsonl, normalize
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def clf() -> UtteranceClassifier:
+    return UtteranceClassifier()
+
+
+@pytest.mark.parametrize("text", [
+    "can you tell me when my refund will arrive",
+    "i was wondering if you ship to canada",
+    "what time do you close",
+    "do i need to bring my receipt",
+    "is it possible to change the delivery address",
+    "okay so how much is the new plan",
+    "that sounds fine do you take debit cards",
+    "the parcel went to my neighbour didnt it",
+    "could you confirm the email address on the account",
+])
+def test_unpunctuated_questions(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase == "question"
+
+
+@pytest.mark.parametrize("text", [
+    "this is the third time i have called and nobody has fixed it",
+    "you people are useless i want to cancel",
+    "my router has not worked for a week and im sick of it",
+    "i still havent received the replacement you promised",
+])
+def test_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase == "venting"
+
+
+@pytest.mark.parametrize("text", [
+    "okay thank you",
+    "my account number is one two three",
+    "yes that is right",
+    "hello good morning",
+    "um yeah",
+])
+def test_other(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase == "other"
+
+
+def test_robust_to_stripped_apostrophes(clf: UtteranceClassifier) -> None:
+    with_apostrophes = clf.classify("I don't understand why you can't just fix it!")
+    stripped = clf.classify("i dont understand why you cant just fix it")
+    assert stripped.phase == with_apostrophes.phase == "venting"
+    assert stripped.sentiment == pytest.approx(with_apostrophes.sentiment)
+
+
+def test_action_request_is_not_a_question(clf: UtteranceClassifier) -> None:
+    # Asking for an action is a directive; asking for information or help is a question.
+    assert clf.classify("could you pass me the pen").phase == "other"
+    assert clf.classify("could you help me reset my password").phase == "question"
+
+
+def test_agent_problem_words_are_not_venting(clf: UtteranceClassifier) -> None:
+    text = "there was a fault on the line and it is fixed now"
+    assert clf.classify(text, "customer").scores["venting"] > clf.classify(text, "agent").scores["venting"]
+    assert clf.classify(text, "agent").phase == "other"
+
+
+def test_context_keeps_venting_going(clf: UtteranceClassifier) -> None:
+    text = "and the bill is wrong again"
+    alone = clf.classify(text).scores["venting"]
+    after = clf.classify(text, context=[("customer", "this is ridiculous i am fed up"), ("agent", "i see")])
+    assert after.scores["venting"] > alone
+
+
+def test_audio_cues_nudge_but_never_decide(clf: UtteranceClassifier) -> None:
+    loud = AudioCues(loudness_ratio=2.0, rate_ratio=1.6)
+    neutral = "my account number is one two three"
+    assert clf.classify(neutral, cues=loud).phase == "other"
+    text = "the engineer was late"
+    assert clf.classify(text, cues=loud).scores["venting"] >= clf.classify(text).scores["venting"]
+
+
+def test_classification_fields(clf: UtteranceClassifier) -> None:
+    res = clf.classify("this is terrible service")
+    assert res.phase in ("venting", "question", "other")
+    assert -1.0 <= res.sentiment <= 1.0
+    assert set(res.scores) == {"venting", "question", "other"}
+    assert clf.classify("").phase == "other"
+
+
+def test_classify_jsonl_keeps_fields_and_order() -> None:
+    rows = [
+        {"call": "c1", "seq": 0, "speaker": "customer", "text": "hi there", "start": 0.1, "end": 0.9,
+         "x": [1]},
+        {"call": "c2", "seq": 0, "speaker": "agent", "text": "how can i help you today"},
+        {"call": "c1", "seq": 1, "speaker": "customer", "text": "you people are useless", "extra": None},
+    ]
+    out = io.StringIO()
+    rc = classify_jsonl((json.dumps(r) + "\n" for r in rows), out)
+    assert rc == 0
+    got = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [{k: v for k, v in g.items() if k != "phase"} for g in got] == rows
+    assert [g["phase"] for g in got] == ["other", "question", "venting"]
+
+
+def test_classify_jsonl_malformed_line(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = ['{"call": "a", "seq": 0, "text": "okay"}\n', "{not json\n", '{"call": "a", "seq": 1}\n',
+             '{"call": "a", "seq": 2, "text": "what is my balance"}\n']
+    out = io.StringIO()
+    rc = classify_jsonl(lines, out)
+    assert rc == 2
+    got = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [g["seq"] for g in got] == [0, 2]
+    err = capsys.readouterr().err
+    assert "line 2" in err and "line 3" in err
+    assert len(err.strip().splitlines()) == 2
+
+
+def _load_benchmark():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("phases_bench", REPO / "benchmarks" / "phases.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["phases_bench"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_normalisation_matches_judge() -> None:
+    bench = _load_benchmark()
+    raw = "Hello, I'm NOT happy!! Why? (Order #42) -- it's \"broken\"."
+    judged = bench.judge_normalize(raw)
+    assert judged == raw.lower().translate(str.maketrans("", "", string.punctuation))
+    assert judged == judged.lower()
+    assert not any(c in string.punctuation for c in judged)
+    assert "im" in judged.split() and "its" in judged.split()
+    # The classifier's own normaliser agrees with the judge up to whitespace.
+    assert normalize(raw).split() == judged.split()
+
+
+@pytest.mark.parametrize(("text", "speaker"), [
+    ("shall i send you a copy", "agent"),
+    ("i mean have you tried the other socket", "agent"),
+    ("just confirm your postcode for me please", "agent"),
+    ("so the refund goes back on my card right", "customer"),
+])
+def test_more_question_forms(clf: UtteranceClassifier, text: str, speaker: str) -> None:
+    # offers with "shall", an opener skipped like a filler, an agent asking for a detail, a "right" tag
+    assert clf.classify(text, speaker).phase == "question"
+
+
+@pytest.mark.parametrize("text", [
+    "have a lovely evening",
+    "how do you do",
+    "do you mind if i open the window",
+])
+def test_formulas_and_permission_are_not_questions(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase == "other"
+
+
+@pytest.mark.parametrize("text", [
+    "great job my parcel got sent to the wrong town",
+    "ordered a kettle last week and its still not here",
+    "the internet went off again last night",
+    "thanks for nothing",
+    "mind your own business",
+    "you never listen to a word i say",
+])
+def test_more_venting_forms(clf: UtteranceClassifier, text: str) -> None:
+    # sarcasm, a promise not kept, a service outage, a telling-off
+    assert clf.classify(text).phase == "venting"
+
+
+@pytest.mark.parametrize("text", [
+    "thats too bad im sorry",
+    "im broke this month",
+    "he is out at the moment",
+    "i lost five kilos this year",
+    "the train was late so i missed the start of the film",
+])
+def test_misfortune_and_sympathy_are_not_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase == "other"
+
+
+def test_phrase_corpus_is_deterministic_and_clean() -> None:
+    from dialog.phrase_corpus import generate
+
+    rows = generate()
+    assert rows == generate()
+    assert len(rows) > 2000
+    assert {label for _, label in rows} == {"venting", "question", "other"}
+    texts = [t for t, _ in rows]
+    assert len(texts) == len(set(texts))
+    assert all(t == normalize(t) for t in texts)
+
+
+def test_phrase_model_probabilities() -> None:
+    from dialog.phrase_model import PhraseModel
+
+    model = PhraseModel()
+    probs = model.probabilities("could you tell me the opening hours".split())
+    assert set(probs) == {"venting", "question", "other"}
+    assert sum(probs.values()) == pytest.approx(1.0)
+    assert max(probs, key=probs.__getitem__) == "question"
+    assert model.probabilities([]) == model.probabilities([])

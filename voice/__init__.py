@@ -1,0 +1,1 @@
+"""carecoach's audio and telephony side: carriers, codec, VAD, ASR engines, TTS and the aiohttp app."""

@@ -1,0 +1,32 @@
+"""Prometheus metrics for one app instance (a registry per app keeps tests independent)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.active_calls = Gauge("carecoach_active_calls", "Calls streaming right now", registry=r)
+        self.calls = Counter("carecoach_calls", "Calls finished, by status", ["status"], registry=r)
+        self.frames = Counter("carecoach_media_frames", "Media frames accepted", ["speaker"], registry=r)
+        self.frame_errors = Counter(
+            "carecoach_frame_errors", "Carrier messages rejected, by reason", ["reason"], registry=r)
+        self.utterances = Counter("carecoach_utterances", "Final utterances", ["speaker"], registry=r)
+        self.final_latency = Histogram(
+            "carecoach_final_latency_seconds", "End of speech (VAD) to final utterance published",
+            ["speaker"], buckets=LATENCY_BUCKETS, registry=r)
+        self.asr_errors = Counter("carecoach_asr_errors", "Recogniser failures", ["engine"], registry=r)
+        self.db_errors = Counter("carecoach_db_errors", "Failed database writes", ["retryable"], registry=r)
+        self.recording_errors = Counter("carecoach_recording_errors", "Recordings stopped by I/O errors",
+                                        registry=r)
+        self.signature_failures = Counter(
+            "carecoach_signature_failures", "Requests refused for a bad Twilio signature", registry=r)
+        self.live_subscribers = Gauge("carecoach_live_subscribers", "Open live-event sockets", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

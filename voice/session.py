@@ -1,0 +1,314 @@
+"""One live call: owns its two tracks' audio paths, their recogniser streams, and every task it starts.
+
+Carrier adapters hand the session decoded media (`on_media`) keyed by telephony time; the session
+aligns each track on that clock (filling gaps, dropping repeats), records it, gates it with the VAD,
+feeds speech to the ASR, and turns finals into stored, classified, published utterances. `finish()`
+ends the tracks, drains the recognisers, and stamps the call `ended` or `interrupted` — nothing
+already heard is dropped on either path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dialog.store import CallStore, StoreError
+from dialog.types import CallStatus, NewCall, Phase, Utterance
+from voice.asr.base import SpeechEngine, SpeechStream
+from voice.codec import Resampler, rms, ulaw_to_pcm16
+from voice.hub import LiveHub
+from voice.metrics import Metrics
+from voice.recording import Recorder
+from voice.types import PIPELINE_RATE, SPEAKERS, Speaker, Transcript
+from voice.vad import FRAME_BYTES, FRAME_SECONDS, Endpointer, SpeechAudio, SpeechEnded, SpeechStarted
+
+log = logging.getLogger(__name__)
+
+#: Tolerated timestamp jitter before a jump counts as missing (or repeated) audio.
+JITTER_SAMPLES = 160
+#: Larger forward jumps are treated as a bad timestamp, not ten minutes of silence.
+MAX_GAP_SAMPLES = PIPELINE_RATE * 60
+
+
+class Classify(Protocol):
+    def __call__(self, text: str, speaker: Speaker, context: Sequence[tuple[str, str]],
+                 cues: AudioCueValues) -> tuple[Phase, float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AudioCueValues:
+    """Prosody of one utterance relative to the speaker's own earlier utterances."""
+
+    loudness_ratio: float
+    rate_ratio: float
+    overlap: float
+
+
+@dataclass(slots=True)
+class _Track:
+    speaker: Speaker
+    stream: SpeechStream
+    endpointer: Endpointer
+    position: int = 0  # samples placed on the call's timeline so far
+    pending: bytearray = field(default_factory=bytearray)  # < one VAD frame, waiting for more
+    resampler: Resampler | None = None
+    speech_energy: list[float] = field(default_factory=list)  # RMS of frames in the open utterance
+    loudness_history: list[float] = field(default_factory=list)
+    rate_history: list[float] = field(default_factory=list)
+    intervals: list[tuple[float, float]] = field(default_factory=list)  # VAD speech spans
+    utterance_start: float = 0.0
+    ended_at_wall: float | None = None  # when the VAD closed the latest utterance
+    consumer: asyncio.Task[None] | None = None
+    dropped_samples: int = 0
+    gap_samples: int = 0
+
+
+class CallSession:
+    def __init__(
+        self,
+        call: NewCall,
+        *,
+        engine: SpeechEngine,
+        store: CallStore,
+        hub: LiveHub,
+        metrics: Metrics,
+        classify: Classify,
+        redact: Callable[[str], str] | None,
+        recorder: Recorder | None,
+        endpoint_silence: float = 0.4,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], str],
+    ) -> None:
+        self.call = call
+        self.engine = engine
+        self.store = store
+        self.hub = hub
+        self.metrics = metrics
+        self._classify = classify
+        self._redact = redact
+        self.recorder = recorder
+        self._monotonic = monotonic
+        self._wall_clock = wall_clock
+        self._endpoint_silence = endpoint_silence
+        self._tracks: dict[Speaker, _Track] = {}
+        self._next_seq = 0
+        self._unsaved: list[Utterance] = []
+        self._context: list[tuple[str, str]] = []
+        self.utterances: list[Utterance] = []
+        self.frame_errors = 0
+        self.finished = False
+        self._finishing: asyncio.Task[None] | None = None
+        self._save_lock = asyncio.Lock()
+
+    @property
+    def call_sid(self) -> str:
+        return self.call.call_sid
+
+    @property
+    def duration(self) -> float:
+        return max((t.position for t in self._tracks.values()), default=0) / PIPELINE_RATE
+
+    def _event(self, kind: str, at: float, **fields: Any) -> dict[str, Any]:
+        return {"type": kind, "call_sid": self.call_sid, "at": round(at, 3), **fields}
+
+    async def start(self, first_seq: int = 0) -> None:
+        self._next_seq = first_seq
+        await self.store.create_call(self.call)
+        if self.recorder is not None:
+            await self.recorder.open()
+        for speaker in SPEAKERS:
+            track = _Track(speaker, self.engine.stream(f"{self.call_sid}/{speaker}"),
+                           Endpointer(silence=self._endpoint_silence))
+            track.consumer = asyncio.get_running_loop().create_task(
+                self._consume(track), name=f"asr {self.call_sid} {speaker}")
+            self._tracks[speaker] = track
+        self.metrics.active_calls.inc()
+        self.hub.publish(self._event(
+            "call_started", 0.0, stream_sid=self.call.stream_sid, started_at=self.call.started_at,
+            **{"from": self.call.from_number, "to": self.call.to_number, "agent": self.call.agent}))
+
+    def count_error(self, reason: str) -> None:
+        self.frame_errors += 1
+        self.metrics.frame_errors.labels(reason).inc()
+
+    # --- audio in ------------------------------------------------------------------------------
+
+    def on_media(self, speaker: Speaker, timestamp_ms: int, ulaw: bytes) -> None:
+        if self.finished:
+            return
+        track = self._tracks[speaker]
+        pcm = ulaw_to_pcm16(ulaw)
+        offset = timestamp_ms * PIPELINE_RATE // 1000 - track.position
+        if offset > MAX_GAP_SAMPLES:
+            self.count_error("timestamp_jump")
+            offset = 0
+        if offset >= JITTER_SAMPLES:
+            # Missing chunks: keep both tracks on the telephony clock by filling the hole with silence.
+            track.gap_samples += offset
+            self._place(track, bytes(offset * 2))
+        elif offset <= -JITTER_SAMPLES:
+            # A repeated or overlapping chunk: drop what is already on the timeline.
+            overlap = min(-offset, len(pcm) // 2)
+            track.dropped_samples += overlap
+            pcm = pcm[overlap * 2:]
+        if pcm:
+            self.metrics.frames.labels(speaker).inc()
+            self._place(track, pcm)
+
+    def _place(self, track: _Track, pcm: bytes) -> None:
+        if self.recorder is not None:
+            self.recorder.write(track.speaker, pcm)
+        frame_start = (track.position - len(track.pending) // 2) / PIPELINE_RATE
+        track.position += len(pcm) // 2
+        track.pending += pcm
+        usable = len(track.pending) - len(track.pending) % FRAME_BYTES
+        for i in range(0, usable, FRAME_BYTES):
+            frame = bytes(track.pending[i:i + FRAME_BYTES])
+            self._gate(track, frame, frame_start + i // 2 / PIPELINE_RATE)
+        del track.pending[:usable]
+
+    def _gate(self, track: _Track, frame: bytes, start: float) -> None:
+        for event in track.endpointer.feed(frame, start):
+            match event:
+                case SpeechStarted(start=utterance_start):
+                    track.resampler = Resampler(PIPELINE_RATE, self.engine.sample_rate)
+                    track.utterance_start = utterance_start
+                    track.speech_energy.clear()
+                case SpeechAudio(pcm=pcm, start=audio_start):
+                    assert track.resampler is not None
+                    track.speech_energy.append(rms(pcm))
+                    track.stream.push(track.resampler.process(pcm), audio_start)
+                case SpeechEnded(end=end):
+                    self._close_utterance(track, end)
+
+    def _close_utterance(self, track: _Track, end: float) -> None:
+        if track.resampler is not None:
+            tail = track.resampler.process(b"", last=True)
+            if tail:
+                track.stream.push(tail, end)
+            track.resampler = None
+        track.intervals.append((track.utterance_start, end))
+        track.ended_at_wall = self._monotonic()
+        track.stream.flush()
+
+    # --- transcripts out -----------------------------------------------------------------------
+
+    async def _consume(self, track: _Track) -> None:
+        try:
+            async for result in track.stream:
+                if result.kind == "partial":
+                    if result.text:
+                        self.hub.publish(self._event("partial", result.end, speaker=track.speaker,
+                                                     start=round(result.start, 3), text=self._clean(result.text)))
+                else:
+                    await self._on_final(track, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # One engine failure ends this track's transcription, never the call or another call.
+            self.metrics.asr_errors.labels(self.engine.name).inc()
+            log.exception("ASR failed on %s/%s; the call continues untranscribed on this track",
+                          self.call_sid, track.speaker)
+
+    def _clean(self, text: str) -> str:
+        text = " ".join(text.split())
+        return self._redact(text) if self._redact is not None else text
+
+    def _cues(self, track: _Track, result: Transcript) -> AudioCueValues:
+        loudness = statistics.fmean(track.speech_energy) if track.speech_energy else 0.0
+        span = max(result.end - result.start, 0.2)
+        rate = len(result.text.split()) / span
+        base_loudness = statistics.median(track.loudness_history) if track.loudness_history else loudness
+        base_rate = statistics.median(track.rate_history) if track.rate_history else rate
+        other = self._tracks["agent" if track.speaker == "customer" else "customer"]
+        overlap = sum(max(0.0, min(result.end, e) - max(result.start, s)) for s, e in other.intervals[-20:])
+        track.loudness_history.append(loudness)
+        track.rate_history.append(rate)
+        return AudioCueValues(loudness / base_loudness if base_loudness else 1.0,
+                              rate / base_rate if base_rate else 1.0, overlap)
+
+    async def _on_final(self, track: _Track, result: Transcript) -> None:
+        text = self._clean(result.text)
+        if not text:
+            return
+        phase, _sentiment = self._classify(text, track.speaker, self._context[-8:], self._cues(track, result))
+        utterance = Utterance(self._next_seq, track.speaker, result.start, result.end, text, phase,
+                              result.confidence, result.words)
+        self._next_seq += 1
+        self._context.append((track.speaker, text))
+        self.utterances.append(utterance)
+        self._unsaved.append(utterance)
+        await self._save()
+        self.metrics.utterances.labels(track.speaker).inc()
+        self.hub.publish(self._event("utterance", utterance.end, **utterance.to_json()))
+        if track.ended_at_wall is not None:
+            self.metrics.final_latency.labels(track.speaker).observe(self._monotonic() - track.ended_at_wall)
+
+    async def _save(self) -> bool:
+        """Write unsaved utterances; on failure keep them for the next attempt. True when all are saved."""
+        async with self._save_lock:
+            if not self._unsaved:
+                return True
+            batch = list(self._unsaved)
+            try:
+                await self.store.append_utterances(self.call_sid, batch)
+            except StoreError as exc:
+                self.metrics.db_errors.labels(str(exc.retryable).lower()).inc()
+                log.warning("call %s: %d utterance(s) kept in memory, database write failed: %s",
+                            self.call_sid, len(batch), exc)
+                return False
+            del self._unsaved[: len(batch)]
+            return True
+
+    # --- ending --------------------------------------------------------------------------------
+
+    async def finish(self, status: CallStatus, *, drain_timeout: float = 30.0) -> None:
+        """End the call. Every caller (the socket handler, shutdown) waits for the one real ending,
+        which is shielded so a cancelled caller can't cut the finalisation short."""
+        if self._finishing is None:
+            self.finished = True
+            self._finishing = asyncio.get_running_loop().create_task(self._finish(status, drain_timeout),
+                                                                     name=f"finish {self.call_sid}")
+        await asyncio.shield(self._finishing)
+
+    async def _finish(self, status: CallStatus, drain_timeout: float) -> None:
+        for track in self._tracks.values():
+            for event in track.endpointer.finish():
+                if isinstance(event, SpeechEnded):
+                    self._close_utterance(track, event.end)
+            track.stream.end()
+        consumers = [t.consumer for t in self._tracks.values() if t.consumer is not None]
+        if consumers:
+            _done, late = await asyncio.wait(consumers, timeout=drain_timeout)
+            for task in late:
+                log.error("call %s: recogniser did not drain in %.0f s", self.call_sid, drain_timeout)
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        for track in self._tracks.values():
+            await track.stream.aclose()
+        for attempt in range(3):
+            if await self._save():
+                break
+            await asyncio.sleep(0.5 * 2**attempt)
+        recording = await self.recorder.close() if self.recorder is not None else None
+        if self.recorder is not None and self.recorder.failed:
+            self.metrics.recording_errors.inc()
+        fields: dict[str, Any] = {"status": status, "ended_at": self._wall_clock(),
+                                  "duration": round(self.duration, 3), "frame_errors": self.frame_errors}
+        if recording is not None:
+            fields["recording"] = str(recording)
+        try:
+            await self.store.update_call(self.call_sid, **fields)
+        except StoreError as exc:
+            self.metrics.db_errors.labels(str(exc.retryable).lower()).inc()
+            log.error("call %s: could not record its end (%s); it will be marked interrupted on restart",
+                      self.call_sid, exc)
+        self.metrics.active_calls.dec()
+        self.metrics.calls.labels(status).inc()
+        self.hub.publish(self._event("call_ended", self.duration, status=status,
+                                     duration=round(self.duration, 3)))

@@ -1,0 +1,51 @@
+"use strict";
+// Replay: stereo recording synchronised with the transcript; click a line to seek, the playing line is highlighted.
+const token = new URLSearchParams(location.search).get("token");
+const withToken = (url) => token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url;
+const root = document.getElementById("replay");
+const sid = encodeURIComponent(root.dataset.callSid);
+const audio = document.getElementById("audio");
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+async function load() {
+  const response = await fetch(withToken("/api/calls/" + sid));
+  if (!response.ok) { document.getElementById("summary").textContent = "Call not found."; return; }
+  const call = await response.json();
+  const summary = document.getElementById("summary");
+  summary.append(el("strong", "", call.status), " · " + (call.duration || 0).toFixed(1) + " s · from " +
+    (call.from || "unknown") + " · agent " + (call.agent || "unknown") + " · outcome " +
+    (call.outcome.disposition || "not set"));
+  audio.src = withToken("/api/calls/" + sid + "/recording.wav");
+  const duration = call.duration || 1;
+  const timeline = document.getElementById("timeline");
+  for (const p of call.phases || []) {
+    const band = el("div", "band " + p.phase);
+    band.style.left = (100 * p.start / duration) + "%";
+    band.style.width = (100 * (p.end - p.start) / duration) + "%";
+    band.title = p.phase;
+    timeline.append(band);
+  }
+  const list = document.getElementById("transcript");
+  const items = [];
+  for (const u of call.utterances) {
+    const li = el("li", u.speaker);
+    li.dataset.start = u.start;
+    li.dataset.end = u.end;
+    li.append(el("span", "muted", u.start.toFixed(1) + " s"), el("span", "", u.speaker),
+      el("span", "phase " + u.phase, u.phase), el("span", "", u.text));
+    li.addEventListener("click", () => { audio.currentTime = u.start; audio.play().catch(() => {}); });
+    list.append(li);
+    items.push(li);
+  }
+  audio.addEventListener("timeupdate", () => {
+    const t = audio.currentTime;
+    for (const li of items) li.classList.toggle("current", t >= +li.dataset.start && t <= +li.dataset.end + 0.3);
+  });
+}
+load();
