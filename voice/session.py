@@ -19,13 +19,13 @@ from typing import Any, Protocol
 
 from dialog.store import CallStore, StoreError
 from dialog.types import CallStatus, NewCall, Phase, Utterance
-from voice.asr.base import SpeechEngine, SpeechStream
+from voice.asr.base import EngineError, SpeechEngine, SpeechStream
 from voice.codec import Resampler, rms, ulaw_to_pcm16
 from voice.hub import LiveHub
 from voice.metrics import Metrics
 from voice.recording import Recorder
 from voice.types import PIPELINE_RATE, SPEAKERS, Speaker, Transcript
-from voice.vad import FRAME_BYTES, FRAME_SECONDS, Endpointer, SpeechAudio, SpeechEnded, SpeechStarted
+from voice.vad import FRAME_BYTES, Endpointer, SpeechAudio, SpeechEnded, SpeechStarted
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 JITTER_SAMPLES = 160
 #: Larger forward jumps are treated as a bad timestamp, not ten minutes of silence.
 MAX_GAP_SAMPLES = PIPELINE_RATE * 60
+#: Fresh recogniser streams a track may get after retryable engine failures.
+MAX_STREAM_RESTARTS = 3
 
 
 class Classify(Protocol):
@@ -199,21 +201,30 @@ class CallSession:
     # --- transcripts out -----------------------------------------------------------------------
 
     async def _consume(self, track: _Track) -> None:
-        try:
-            async for result in track.stream:
-                if result.kind == "partial":
-                    if result.text:
-                        self.hub.publish(self._event("partial", result.end, speaker=track.speaker,
-                                                     start=round(result.start, 3), text=self._clean(result.text)))
-                else:
-                    await self._on_final(track, result)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # One engine failure ends this track's transcription, never the call or another call.
-            self.metrics.asr_errors.labels(self.engine.name).inc()
-            log.exception("ASR failed on %s/%s; the call continues untranscribed on this track",
-                          self.call_sid, track.speaker)
+        for attempt in range(MAX_STREAM_RESTARTS + 1):
+            try:
+                async for result in track.stream:
+                    if result.kind == "partial":
+                        if result.text:
+                            self.hub.publish(self._event("partial", result.end, speaker=track.speaker,
+                                                         start=round(result.start, 3),
+                                                         text=self._clean(result.text)))
+                    else:
+                        await self._on_final(track, result)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # One engine failure never ends the call or touches another call. A retryable one
+                # (a crashed worker) gets a fresh stream; the utterance in flight is lost, and counted.
+                self.metrics.asr_errors.labels(self.engine.name).inc()
+                retry = isinstance(exc, EngineError) and exc.retryable and attempt < MAX_STREAM_RESTARTS
+                log.error("call %s/%s: ASR failed (%s); %s", self.call_sid, track.speaker, exc,
+                          "restarting the recogniser" if retry else "this track is no longer transcribed")
+                await track.stream.aclose()
+                if not retry or self._finishing is not None:
+                    return
+                track.stream = self.engine.stream(f"{self.call_sid}/{track.speaker}")
 
     def _clean(self, text: str) -> str:
         text = " ".join(text.split())
@@ -267,9 +278,11 @@ class CallSession:
 
     # --- ending --------------------------------------------------------------------------------
 
-    async def finish(self, status: CallStatus, *, drain_timeout: float = 30.0) -> None:
+    async def finish(self, status: CallStatus, *, drain_timeout: float = 120.0) -> None:
         """End the call. Every caller (the socket handler, shutdown) waits for the one real ending,
-        which is shielded so a cancelled caller can't cut the finalisation short."""
+        which is shielded so a cancelled caller can't cut the finalisation short. `drain_timeout` is
+        generous because a call streamed faster than real time leaves a decoding backlog; only a
+        hung engine reaches it."""
         if self._finishing is None:
             self.finished = True
             self._finishing = asyncio.get_running_loop().create_task(self._finish(status, drain_timeout),
