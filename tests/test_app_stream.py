@@ -13,7 +13,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.conftest import ServerFactory, load_call
+from tests.conftest import ServerFactory
 from tests.wer import wer
 from voice.codec import pcm16_to_ulaw
 from voice.simulate import MediaStreamClient, new_call_sid, stream_call
@@ -107,7 +107,8 @@ async def test_customer_utterance_is_published_before_the_call_ends(make_server:
                 # Paced at 4x real time so the recogniser works while audio is still arriving.
                 await asyncio.sleep(max(0.0, began + i / 8000 / 4 - loop.time()))
                 for track, channel in (("inbound", 0), ("outbound", 1)):
-                    await twilio.media(track, i // 160 + 1, i // 8, pcm16_to_ulaw(samples[i:i + 160, channel].tobytes()))
+                    chunk = pcm16_to_ulaw(samples[i:i + 160, channel].tobytes())
+                    await twilio.media(track, i // 160 + 1, i // 8, chunk)
             # No stop yet: the call is still live, and the customer's words must already be out.
             seen: list[dict[str, Any]] = []
 
@@ -116,7 +117,8 @@ async def test_customer_utterance_is_published_before_the_call_ends(make_server:
                     seen.append(json.loads(message.data))
                     event = seen[-1]
                     # The turn opens with a short "hi"; wait for the sentence after it.
-                    if event["type"] == "utterance" and event["speaker"] == "customer" and len(event["text"].split()) > 3:
+                    if event["type"] == "utterance" and event["speaker"] == "customer" \
+                            and len(event["text"].split()) > 3:
                         return event
                 raise AssertionError("live feed closed")
 

@@ -83,7 +83,8 @@ def _role(config: Config, token: str | None) -> Role | None:
     return found
 
 
-OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/twilio/")
+# Twilio authenticates with signatures, probes and scrapers carry no token, and static assets hold no data.
+OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/twilio/", "/static/")
 
 
 @web.middleware
@@ -388,6 +389,10 @@ async def api_live_call(request: web.Request) -> web.WebSocketResponse:
 
 
 async def api_live(request: web.Request) -> web.WebSocketResponse:
+    # Every call's events: the supervisors' board, not an agent's.
+    if request[ROLE] == "agent":
+        raise web.HTTPForbidden(text='{"error": "the all-calls feed needs a supervisor or admin token"}',
+                                content_type="application/json")
     return await _live(request, None)
 
 

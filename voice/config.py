@@ -109,7 +109,7 @@ def _parse_tokens(name: str, value: object) -> dict[str, Role]:
         if not sep or not token.strip() or role not in ROLES:
             # Never echo any part of the entry: a malformed one may be a bare secret.
             raise ConfigError(f"{name}: entry {number} must be role:token with role one of {', '.join(ROLES)}")
-        tokens[token.strip()] = role  # type: ignore[assignment]  # narrowed by the ROLES check above
+        tokens[token.strip()] = role
     return tokens
 
 

@@ -96,7 +96,7 @@ def verify(path: Path, *, load: bool = False) -> list[str]:
     """
     path = Path(path)
     if not path.is_dir():
-        return [f"{path}: not a directory"]
+        return ["not a directory"]
     problems = [f"missing {rel}" for rel in _REQUIRED if not _nonempty_file(path / rel)]
     graph = path / "graph"
     if _nonempty_file(graph / "HCLG.fst"):

@@ -1,7 +1,7 @@
 """`carecoach simulate`: act as Twilio and stream a stereo WAV into `/twilio/stream`.
 
 Left channel = customer (Twilio's `inbound` track), right = agent (`outbound`). The audio is resampled
-to 8 kHz, μ-law encoded and sent as 20 ms `media` messages on both tracks, paced at `speed`× real time
+to 8 kHz, μ-law encoded and sent as 20 ms `media` messages on both tracks, paced at `speed` times real time
 (0 = as fast as the socket takes them), framed by `connected`, `start` and `stop` exactly as Twilio does.
 """
 
@@ -41,7 +41,8 @@ def load_stereo(path: Path) -> np.ndarray:
     except (OSError, wave.Error, EOFError) as exc:
         raise CallFileError(f"{path}: not a readable WAV file ({exc})") from None
     if channels != 2:
-        raise CallFileError(f"{path}: expected a stereo WAV (left = customer, right = agent), got {channels} channel(s)")
+        raise CallFileError(
+            f"{path}: expected a stereo WAV (left = customer, right = agent), got {channels} channel(s)")
     if width != 2:
         raise CallFileError(f"{path}: expected 16-bit samples, got {8 * width}-bit")
     samples = np.frombuffer(frames, dtype="<i2").reshape(-1, 2)

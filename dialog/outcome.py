@@ -1,0 +1,87 @@
+"""Outcome inference: the call's disposition when the agent hasn't set one (CONTRACT §5 ``outcome``).
+
+Rules, first match wins:
+
+1. ``referred``: the agent referred or transferred the customer elsewhere ("refer you to", "put you
+   through to", "pass your case to", "the warranty department").
+2. ``escalated``: the agent escalated, or brought in a supervisor or manager.
+3. ``follow_up``: the agent promised a follow-up ("follow up", "call you back", "get back to you").
+4. ``resolved``: the call ends on customer thanks or goodbyes (or a ``closing`` phase) and the
+   customer's sentiment recovered (ends non-negative, or rose clearly from the start), with the
+   customer's last turn not venting.
+5. ``unresolved``: anything else.
+
+Agent phrases preceded by a negation ("i can't transfer you") don't count. The result always has
+``source: "inferred"``; an agent's own disposition overrides it elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dialog.classify import normalize
+from dialog.phases import GOODBYE_CUE, THANKS_CUE
+from dialog.types import Disposition, Utterance
+
+REFERRAL = re.compile(
+    r"\b(?:refer(?:ring)? you|transfer(?:ring)? you|put you through|pass (?:your|the) (?:case|details|claim)"
+    r"|hand (?:you|this|your case) over|(?:warranty|claims|specialist|complaints|legal|repairs) (?:department|team)"
+    r"|contact them for you|connect you (?:to|with))\b"
+)
+ESCALATION = re.compile(r"\b(?:escalat\w*|supervisor|manager|team lead(?:er)?)\b")
+FOLLOW_UP = re.compile(
+    r"\b(?:follow(?:ing)? up|call you back|ring you back|get back to you|check back|be in touch"
+    r"|(?:call|email|text) you (?:tomorrow|later|next week|once|when|as soon))\b"
+)
+_NEGATION = frozenset("cant cannot not wont unable dont no never".split())
+#: The customer's closing sentiment (mean of the last two turns) that counts as recovered.
+RECOVERED = 0.05
+#: Or: how far it must have risen from the start of the call.
+RECOVERY_GAIN = 0.3
+
+
+def _agent_match(pattern: re.Pattern[str], texts: Sequence[str]) -> str | None:
+    for text in texts:
+        for match in pattern.finditer(text):
+            before = text[: match.start()].split()[-3:]
+            if not _NEGATION.intersection(before):
+                return match.group(0)
+    return None
+
+
+def _result(disposition: Disposition, note: str) -> dict[str, Any]:
+    return {"disposition": disposition, "source": "inferred", "note": note}
+
+
+def infer_outcome(utterances: Sequence[Utterance], phases_timeline: Sequence[Mapping[str, Any]],
+                  prompts: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"disposition", "source": "inferred", "note"}`` from the transcript, phases, prompts and metrics."""
+    agent = [normalize(u.text) for u in utterances if u.speaker == "agent"]
+    customer = [u for u in utterances if u.speaker == "customer"]
+    phrase = _agent_match(REFERRAL, agent)
+    if phrase:
+        return _result("referred", f"The agent referred the customer onward (\"{phrase}\").")
+    phrase = _agent_match(ESCALATION, agent)
+    if phrase:
+        return _result("escalated", f"The agent escalated the call (\"{phrase}\").")
+    phrase = _agent_match(FOLLOW_UP, agent)
+    if phrase:
+        return _result("follow_up", f"The agent promised a follow-up (\"{phrase}\").")
+
+    closing_words = any(THANKS_CUE.search(normalize(u.text)) or GOODBYE_CUE.search(normalize(u.text))
+                        for u in customer[-2:])
+    closing_phase = any(p.get("phase") == "closing" for p in phases_timeline)
+    start, end = metrics.get("sentiment_start"), metrics.get("sentiment_end")
+    recovered = end is not None and (end >= RECOVERED or (start is not None and end - start >= RECOVERY_GAIN))
+    last_calm = bool(customer) and customer[-1].phase != "venting"
+    if (closing_words or closing_phase) and recovered and last_calm:
+        return _result("resolved", "The customer closed with thanks and their sentiment recovered.")
+    if any(p.get("trigger") == "no_resolution" for p in prompts):
+        return _result("unresolved", "The agent could not offer a fix and no referral was made.")
+    if not customer:
+        return _result("unresolved", "The customer said nothing that was transcribed.")
+    if not recovered:
+        return _result("unresolved", "The customer's sentiment did not recover by the end of the call.")
+    return _result("unresolved", "The call ended without the customer confirming a fix.")

@@ -1,0 +1,223 @@
+"""Phase tracker: call-level phases with hysteresis, on invented turns and on the scripted calls."""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import pytest
+
+from dialog.classify import UtteranceClassifier
+from dialog.phases import CALL_PHASES, PhaseEvent, PhaseTracker
+from dialog.types import Phase, Utterance
+
+CALLS = Path(__file__).parent / "calls"
+
+
+class Feed:
+    def __init__(self, **kwargs: float) -> None:
+        self.tracker = PhaseTracker(**kwargs)  # type: ignore[arg-type]
+        self.seq = 0
+
+    def say(self, speaker: str, text: str, start: float, end: float, phase: Phase = "other",
+            sentiment: float = 0.0) -> list[PhaseEvent]:
+        u = Utterance(self.seq, speaker, start, end, text, phase, 0.9)  # type: ignore[arg-type]
+        self.seq += 1
+        return self.tracker.observe(u, sentiment)
+
+    @property
+    def phases(self) -> list[str]:
+        return [p["phase"] for p in self.tracker.timeline()]
+
+
+def test_phase_names_and_event_type() -> None:
+    assert CALL_PHASES == ("opening", "venting", "question", "resolution", "closing")
+    event = PhaseEvent("venting", 1.23456, "opening")
+    with pytest.raises(FrozenInstanceError):
+        event.phase = "closing"  # type: ignore[misc]
+    assert event.to_json() == {"phase": "venting", "start": 1.235, "previous": "opening"}
+
+
+def test_opening_lasts_through_greetings() -> None:
+    feed = Feed()
+    assert feed.tracker.current == "opening"
+    assert feed.say("agent", "good afternoon you are through to harbour gas", 0.5, 3.0) == []
+    assert feed.say("customer", "hello", 3.5, 4.0) == []
+    events = feed.say("customer", "i have a question about my statement", 4.5, 7.0, "question")
+    assert events == [PhaseEvent("question", 4.5, "opening")]
+    assert feed.tracker.timeline() == [{"phase": "opening", "start": 0.0, "end": 4.5},
+                                       {"phase": "question", "start": 4.5, "end": 7.0}]
+
+
+def test_venting_starts_at_the_turn_start_and_survives_one_calm_turn() -> None:
+    feed = Feed()
+    feed.say("agent", "hello", 0.0, 1.0)
+    events = feed.say("customer", "you have overcharged me again and i am sick of it", 2.0, 9.0, "venting", -0.8)
+    assert events == [PhaseEvent("venting", 2.0, "opening")]
+    feed.say("agent", "okay", 9.5, 10.0)
+    assert feed.say("customer", "it was the gas not the electric", 10.5, 12.0, "other", 0.0) == []
+    assert feed.tracker.current == "venting"  # a single calm turn doesn't end it
+    events = feed.say("customer", "on the march bill", 13.0, 14.0, "other", 0.0)
+    assert events == [PhaseEvent("question", 10.5, "venting")]  # it ended where calm began
+    assert feed.phases == ["opening", "venting", "question"]
+
+
+def test_venting_resets_the_calm_count() -> None:
+    feed = Feed()
+    feed.say("customer", "this is a disgrace", 1.0, 3.0, "venting", -0.7)
+    feed.say("customer", "the van never came", 3.5, 5.0, "other")
+    feed.say("customer", "and nobody phoned me", 5.5, 7.0, "venting", -0.5)
+    feed.say("customer", "i took a day off", 7.5, 9.0, "other")
+    assert feed.tracker.current == "venting"
+
+
+def test_venting_ends_after_quiet_seconds_on_tick() -> None:
+    feed = Feed(calm_seconds=8.0)
+    feed.say("customer", "your app deleted all my photos", 1.0, 4.0, "venting", -0.7)
+    assert feed.tracker.tick(11.9) == []
+    assert feed.tracker.tick(12.0) == [PhaseEvent("question", 12.0, "venting")]
+    assert feed.tracker.timeline()[-2:] == [{"phase": "venting", "start": 1.0, "end": 12.0},
+                                            {"phase": "question", "start": 12.0, "end": 12.0}]
+
+
+def test_quiet_timer_waits_while_the_customer_is_mid_turn() -> None:
+    feed = Feed(calm_seconds=8.0)
+    feed.say("customer", "your app deleted all my photos", 1.0, 4.0, "venting", -0.7)
+    feed.tracker.observe_partial("customer", 10.0, 11.0, "other")
+    assert feed.tracker.tick(13.0) == []  # the customer is talking; wait for the turn
+    events = feed.say("customer", "and i pay for the premium plan so it should not happen", 10.0, 14.0, "venting",
+                      -0.4)
+    assert events == [] and feed.tracker.current == "venting"
+
+
+def test_partial_venting_opens_venting_early() -> None:
+    feed = Feed()
+    events = feed.tracker.observe_partial("customer", 5.0, 6.0, "venting")
+    assert events == [PhaseEvent("venting", 5.0, "opening")]
+    assert feed.say("customer", "this is ridiculous i want a refund", 5.0, 9.0, "venting", -0.6) == []
+
+
+def test_a_venting_turn_finalised_late_reopens_venting() -> None:
+    feed = Feed(calm_seconds=8.0)
+    feed.say("customer", "i am furious about this", 1.0, 3.0, "venting", -0.8)
+    feed.say("agent", "let me look at that for you while you wait", 4.0, 12.0)  # quiet timer passes at 11
+    assert feed.tracker.current == "question"
+    events = feed.say("customer", "and another thing you lot never listen", 10.5, 14.0, "venting", -0.7)
+    assert events == [PhaseEvent("venting", 1.0, "question")]
+    assert feed.tracker.timeline() == [{"phase": "opening", "start": 0.0, "end": 1.0},
+                                       {"phase": "venting", "start": 1.0, "end": 14.0}]
+
+
+def test_resolution_needs_agent_action_and_a_calm_customer() -> None:
+    feed = Feed()
+    feed.say("customer", "i was charged twice this is unacceptable", 1.0, 4.0, "venting", -0.7)
+    feed.say("agent", "ive refunded the second charge", 4.5, 6.0)
+    assert feed.tracker.current == "venting"  # the customer's latest turn was still venting
+    feed.say("customer", "right", 6.5, 7.0, "other", 0.0)
+    events = feed.say("agent", "done its back on your card", 7.5, 9.0)
+    assert events == [PhaseEvent("resolution", 7.5, "venting")]
+
+
+@pytest.mark.parametrize("line", ["ive booked an engineer for thursday", "ill send you the form now",
+                                  "done", "thats fixed now", "ive just credited your account"])
+def test_action_words_move_to_resolution(line: str) -> None:
+    feed = Feed()
+    feed.say("customer", "my boiler is not working", 1.0, 3.0, "other", -0.2)
+    feed.say("agent", line, 4.0, 6.0)
+    assert feed.tracker.current == "resolution"
+
+
+def test_explaining_without_acting_is_not_resolution() -> None:
+    feed = Feed()
+    feed.say("customer", "my boiler is not working", 1.0, 3.0, "other", -0.2)
+    feed.say("agent", "it can be done by an engineer but not today", 4.0, 6.0)
+    assert feed.tracker.current == "question"
+
+
+def test_closing_on_thanks_after_resolution_and_reopening_on_a_question() -> None:
+    feed = Feed()
+    feed.say("customer", "can you move my delivery to saturday", 1.0, 3.0, "question")
+    feed.say("agent", "ive moved it to saturday morning", 3.5, 5.0)
+    events = feed.say("customer", "brilliant thank you", 5.5, 6.5, "other", 0.7)
+    assert events == [PhaseEvent("closing", 5.5, "resolution")]
+    feed.say("customer", "oh and can i change the address too", 7.0, 9.0, "question", 0.0)
+    assert feed.tracker.current == "question"
+    feed.say("agent", "no problem", 9.5, 10.0)
+    feed.say("customer", "great bye", 10.5, 11.0, "other", 0.6)
+    assert feed.phases == ["opening", "question", "resolution", "closing", "question", "closing"]
+
+
+def test_thanks_mid_call_is_not_closing() -> None:
+    feed = Feed()
+    feed.say("customer", "i need to update my card details", 1.0, 3.0)
+    feed.say("agent", "sure whats the new card number", 3.5, 5.0, "question")
+    feed.say("customer", "thanks its four one two", 5.5, 7.0, "other", 0.1)
+    assert feed.tracker.current == "question"
+
+
+def test_timeline_is_contiguous_and_open_segment_ends_at_latest_time() -> None:
+    feed = Feed()
+    feed.say("customer", "your website is broken again", 1.0, 3.0, "venting", -0.6)
+    feed.say("customer", "fine", 3.5, 4.0, "other")
+    feed.say("customer", "anyway", 4.5, 5.0, "other")
+    feed.tracker.tick(30.0)
+    timeline = feed.tracker.timeline()
+    assert timeline[0]["start"] == 0.0 and timeline[-1]["end"] == 30.0
+    for a, b in zip(timeline, timeline[1:], strict=False):
+        assert a["end"] == b["start"] and a["phase"] != b["phase"]
+
+
+# --- scripted calls ----------------------------------------------------------------------------------------
+
+_PUNCT = str.maketrans({c: " " for c in string.punctuation if c != "'"} | {"'": ""})
+
+
+@pytest.fixture(scope="module")
+def classifier() -> UtteranceClassifier:
+    return UtteranceClassifier()
+
+
+def track(name: str, classifier: UtteranceClassifier) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
+    truth = json.loads((CALLS / f"{name}.truth.json").read_text())
+    tracker = PhaseTracker()
+    context: list[tuple[str, str]] = []
+    now = 0.0
+    for seq, turn in enumerate(sorted(truth["turns"], key=lambda t: t["end"])):
+        while now + 0.5 < turn["end"]:
+            now += 0.5
+            tracker.tick(now)
+        text = " ".join(turn["text"].lower().translate(_PUNCT).split())
+        result = classifier.classify(text, turn["speaker"], context=context[-8:])
+        context.append((turn["speaker"], text))
+        tracker.observe(Utterance(seq, turn["speaker"], turn["start"], turn["end"], text, result.phase, 0.9),
+                        result.sentiment)
+    tracker.tick(truth["duration"])
+    return truth, tracker.timeline()
+
+
+@pytest.mark.parametrize("name", ["angry_billing", "refund_refer", "demo"])
+def test_every_venting_turn_lies_inside_a_venting_phase(name: str, classifier: UtteranceClassifier) -> None:
+    truth, timeline = track(name, classifier)
+    venting = [p for p in timeline if p["phase"] == "venting"]
+    assert venting
+    for turn in truth["turns"]:
+        if turn["expect"] == "venting":
+            assert any(p["start"] <= turn["start"] and turn["end"] <= p["end"] for p in venting), turn["text"]
+    assert timeline[-1]["end"] == pytest.approx(truth["duration"], abs=1e-3)
+
+
+def test_angry_billing_phases(classifier: UtteranceClassifier) -> None:
+    _, timeline = track("angry_billing", classifier)
+    assert [p["phase"] for p in timeline] == ["opening", "venting", "question", "resolution", "closing"]
+    assert [p["phase"] for p in timeline if p["phase"] == "venting"] == ["venting"]  # one unbroken episode
+
+
+def test_calm_questions_has_question_phases_and_no_venting(classifier: UtteranceClassifier) -> None:
+    _, timeline = track("calm_questions", classifier)
+    phases = [p["phase"] for p in timeline]
+    assert "question" in phases and "venting" not in phases
+    assert phases[-1] == "closing"
+    question = next(p for p in timeline if p["phase"] == "question")
+    assert question["end"] - question["start"] > 30.0
