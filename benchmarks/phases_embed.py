@@ -15,6 +15,9 @@ Variants:
           v += W_V * (p_vent - 0.5), q += W_Q * (p_question - 0.5), same thresholds and precedence
   guard   (b2) the prior-corrected head decides, except that strong rule evidence overrides it:
           rule venting score >= 1.5 -> venting; rule question score >= 0.9 and p_vent < 0.6 -> question
+  gate    (b3) the rules decide, and the head (raw probabilities) only vets venting: a rule venting
+          verdict with p_vent < GATE_DEMOTE falls back to the rules' question/other decision; a
+          non-venting verdict with rule venting score >= 0.5 and p_vent >= GATE_PROMOTE becomes venting
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ W_Q = 0.6
 STRONG_VENT = 1.5
 STRONG_Q = 0.9
 PRIOR = {"venting": 0.1, "question": 0.3, "other": 0.6}
-VARIANTS = ("rules", "embed", "prior", "shift", "guard")
+GATE_DEMOTE = 0.25
+GATE_PROMOTE = 0.85
+VARIANTS = ("rules", "embed", "prior", "shift", "guard", "gate")
 
 
 def apply_prior(p: dict[str, float]) -> dict[str, float]:
@@ -67,6 +72,14 @@ def blend_guard(scores: dict[str, float], p: dict[str, float]) -> str:
     return max(p, key=lambda c: p[c])
 
 
+def blend_gate(phase: str, scores: dict[str, float], p: dict[str, float]) -> str:
+    if phase == "venting" and p["venting"] < GATE_DEMOTE:
+        return "question" if scores["question"] >= QUESTION_THRESHOLD else "other"
+    if phase != "venting" and scores["venting"] >= 0.5 and p["venting"] >= GATE_PROMOTE:
+        return "venting"
+    return phase
+
+
 def _pct(ms: list[float]) -> tuple[float, float]:
     s = sorted(ms)
     return s[len(s) // 2], s[min(len(s) - 1, int(len(s) * 0.95))]
@@ -79,8 +92,9 @@ def run(data: Path, encoder: str) -> int:
     emb = EmbeddingClassifier(head, encoder=enc)
     ms_rules: list[float] = []
     ms_embed: list[float] = []
-    table = ["| dataset | n | headline | target | rules | (a) embed | (a') prior | (b1) shift | (b2) guard |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    table = ["| dataset | n | headline | target | rules | (a) embed | (a') prior | (b1) shift | (b2) guard "
+             "| (b3) gate |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     detail = ["", "| dataset | variant | class | P | R | F1 |", "|---|---|---|---:|---:|---:|"]
     for fname, name, classes, gold_map, pred_map, headline in DATASETS:
         path = data / fname
@@ -109,7 +123,8 @@ def run(data: Path, encoder: str) -> int:
             gold.append(gold_map(str(label)))
             out = {"rules": res.phase, "embed": max(p, key=lambda c: p[c]),
                    "prior": max(pp, key=lambda c: pp[c]),
-                   "shift": blend_shift(res.scores, p), "guard": blend_guard(res.scores, pp)}
+                   "shift": blend_shift(res.scores, p), "guard": blend_guard(res.scores, pp),
+                   "gate": blend_gate(res.phase, res.scores, p)}
             for v in VARIANTS:
                 preds[v].append(pred_map(out[v]))
         heads = {}

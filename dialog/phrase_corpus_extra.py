@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 import re
 
-PEOPLE = "my brother|my sister|my mum|my dad|my friend|our neighbour|my boss|my teacher|my flatmate|my cousin".split("|")
+PEOPLE = ("my brother|my sister|my mum|my dad|my friend|our neighbour|my boss|my teacher|my flatmate|"
+          "my cousin").split("|")
 PLACES = ("the library|the station|the park|the supermarket|the office|the museum|the gym|the post office|"
           "the hospital|the airport|the bank|the market|the hotel|the beach|the city centre").split("|")
 TIMES = "yesterday|last night|this morning|on saturday|last week|two days ago|at lunch|after work".split("|")
@@ -27,7 +28,8 @@ OTHER = [
     "i bought {thing} {time}", "{person} gave me {thing} for my birthday", "i am interested in {topic}",
     "{person} works at {place}", "the bus stop is just across the road", "i usually get up at seven",
     "it takes about twenty minutes on foot", "we should leave early to avoid the traffic",
-    "i think it will be sunny {future}", "the shop on the corner sells {thing}", "i have been learning french for a year",
+    "i think it will be sunny {future}", "the shop on the corner sells {thing}",
+    "i have been learning french for a year",
     "she has two children and a dog", "my room is on the third floor", "the concert starts at eight",
     "i would like a cup of tea please", "i will have the fish and a salad", "here is your change",
     "the total comes to fifteen pounds", "you can pay at the counter", "turn left at the lights",

@@ -63,6 +63,10 @@ SCHEMA = [
     );
     CREATE INDEX status_events_call ON status_events(call_sid);
     """,
+    # version 2: who set the outcome, so an inferred one never replaces the agent's
+    """
+    ALTER TABLE calls ADD COLUMN outcome_source TEXT;
+    """,
 ]
 
 _SUMMARY_COLUMNS = (
@@ -178,7 +182,7 @@ class CallStore:
     async def update_call(self, call_sid: str, **fields: Any) -> None:
         """Set columns on a call. JSON-typed columns (phases, prompts, outcome, metrics) take Python values."""
         allowed = {"status", "ended_at", "duration", "phases", "prompts", "outcome", "disposition", "metrics",
-                   "recording", "frame_errors", "agent"}
+                   "recording", "frame_errors", "agent", "outcome_source"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown call fields: {sorted(unknown)}")
@@ -187,6 +191,13 @@ class CallStore:
         assignments = ", ".join(f"{k} = ?" for k in fields)
         await self._run(lambda db: db.execute(
             f"UPDATE calls SET {assignments} WHERE call_sid = ?", (*values, call_sid)))
+
+    async def set_inferred_outcome(self, call_sid: str, outcome: Mapping[str, Any]) -> bool:
+        """Store an inferred outcome unless the agent already set one. True if it was stored."""
+        return await self._run(lambda db: db.execute(
+            "UPDATE calls SET outcome = ?, disposition = ?, outcome_source = 'inferred' WHERE call_sid = ?"
+            " AND (outcome_source IS NULL OR outcome_source != 'agent')",
+            (json.dumps(dict(outcome)), outcome.get("disposition"), call_sid)).rowcount == 1)
 
     async def add_status_event(self, call_sid: str, received_at: str, payload: Mapping[str, str]) -> None:
         await self._run(lambda db: db.execute(

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
 from dialog.embed_model import CLASSES, HEAD_PATH, OnnxMiniLMEncoder
 from dialog.phrase_corpus import generate
 
-L2 = 1e-3
+L2 = 1e-4  # chosen on a held-out fifth of the own corpus (0.904 vs 0.855 at 1e-3); no dev data
 EPOCHS = 400
 LR = 0.05
 

@@ -131,7 +131,7 @@ def _validate(entry: dict[str, Any], name: str, *, partial: bool) -> None:
         if not isinstance(params, dict):
             raise fail("params", f"must be a table of numbers, got {params!r}")
         trigger = entry.get("trigger")
-        allowed = CARD_PARAMS.get(trigger, frozenset({"window"})) if isinstance(trigger, str) else None
+        allowed = CARD_PARAMS[trigger] if trigger in TRIGGERS else None
         for key, value in params.items():
             if allowed is not None and key not in allowed:
                 raise fail(f"params.{key}", f"unknown parameter for trigger {trigger!r} "

@@ -104,8 +104,8 @@ async def test_customer_utterance_is_published_before_the_call_ends(make_server:
             loop = asyncio.get_running_loop()
             began = loop.time()
             for i in range(0, upto, 160):
-                # Paced at 4x real time so the recogniser works while audio is still arriving.
-                await asyncio.sleep(max(0.0, began + i / 8000 / 4 - loop.time()))
+                # Paced near real time (1.5x) so partials are decoded while the turn is still arriving.
+                await asyncio.sleep(max(0.0, began + i / 8000 / 1.5 - loop.time()))
                 for track, channel in (("inbound", 0), ("outbound", 1)):
                     chunk = pcm16_to_ulaw(samples[i:i + 160, channel].tobytes())
                     await twilio.media(track, i // 160 + 1, i // 8, chunk)

@@ -7,6 +7,7 @@ Time is virtual: the numbers passed in, never a clock.
 
 from __future__ import annotations
 
+import itertools
 import json
 import string
 from dataclasses import FrozenInstanceError, dataclass, field
@@ -74,7 +75,7 @@ def test_card_and_prompt_event_are_frozen() -> None:
     with pytest.raises(FrozenInstanceError):
         c.priority = 10  # type: ignore[misc]
     assert c.high and not card("closing", 50).high and HIGH_PRIORITY == 80
-    assert c.param("window") if "window" in c.params else True
+    assert card("closing", window=12).param("window") == 12.0
     assert card("no_empathy", seconds=9).param("seconds") == 9.0
     assert card("no_empathy").param("seconds") == 15.0  # default
     event = PromptEvent("x", 1.23456, "t", "w", 70, "closing")
@@ -440,7 +441,8 @@ def replay(name: str, classifier: UtteranceClassifier, *, partials: bool = True)
         words = asr(turn["text"]).split()
         if partials:
             for k in range(3, len(words), 3):
-                events.append((turn["start"] + (turn["end"] - turn["start"]) * k / len(words), 1, " ".join(words[:k]), i))
+                at = turn["start"] + (turn["end"] - turn["start"]) * k / len(words)
+                events.append((at, 1, " ".join(words[:k]), i))
         events.append((turn["end"], 2, " ".join(words), i))
     events += [(t * 0.5, 0, "", -1) for t in range(int(truth["duration"] / 0.5) + 1)]
     events.sort()
@@ -533,7 +535,7 @@ def test_prompts_respect_one_at_a_time_in_every_call(classifier: UtteranceClassi
     for name in ("angry_billing", "calm_questions", "refund_refer", "demo"):
         run = replay(name, classifier)
         agent_cards = [p for p in run.prompts if p.trigger != "hostile_call_ended"]
-        for before, after in zip(agent_cards, agent_cards[1:], strict=False):
+        for before, after in itertools.pairwise(agent_cards):
             assert after.at >= before.at
         ats = [p.at for p in agent_cards]
         assert len(ats) == len(set(ats)), name  # never two cards at the same moment

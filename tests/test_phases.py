@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import string
 from dataclasses import FrozenInstanceError
@@ -165,7 +166,7 @@ def test_timeline_is_contiguous_and_open_segment_ends_at_latest_time() -> None:
     feed.tracker.tick(30.0)
     timeline = feed.tracker.timeline()
     assert timeline[0]["start"] == 0.0 and timeline[-1]["end"] == 30.0
-    for a, b in zip(timeline, timeline[1:], strict=False):
+    for a, b in itertools.pairwise(timeline):
         assert a["end"] == b["start"] and a["phase"] != b["phase"]
 
 

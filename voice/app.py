@@ -17,9 +17,11 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from dialog.classify import AudioCues, UtteranceClassifier
+from dialog.coach import Card, Coach
 from dialog.redact import redact
 from dialog.store import CallStore, StoreError
 from dialog.types import DISPOSITIONS, NewCall, Phase
+from prompts import PlaybookError, load_playbook
 from voice import pages
 from voice.asr import select_engine
 from voice.asr.base import SpeechEngine
@@ -51,6 +53,7 @@ ENGINE = web.AppKey("engine", SpeechEngine)
 METRICS = web.AppKey("metrics", Metrics)
 SESSIONS = web.AppKey("sessions", dict[str, CallSession])
 CLASSIFIER = web.AppKey("classifier", UtteranceClassifier)
+PLAYBOOK = web.AppKey("playbook", tuple[Card, ...])
 ROLE = web.RequestKey("role", str)
 
 #: aiohttp drops the socket above this; our own (smaller) limit drops only the message.
@@ -174,10 +177,12 @@ async def _open_session(request: web.Request, start: Start) -> CallSession:
     existing = await app[STORE].get_call(call.call_sid)
     first_seq = 1 + max((u["seq"] for u in existing["utterances"]), default=-1) if existing else 0
     recorder = Recorder(config.recordings_dir / call.call_sid) if config.recordings else None
+    cards: tuple[Card, ...] = app[PLAYBOOK]
     session = CallSession(
         call, engine=app[ENGINE], store=app[STORE], hub=app[HUB], metrics=app[METRICS],
         classify=_classify_with(app[CLASSIFIER]), redact=redact if config.redact_pii else None,
-        recorder=recorder, endpoint_silence=config.endpoint_silence, wall_clock=utc_now)
+        recorder=recorder, coach=Coach(cards), endpoint_silence=config.endpoint_silence,
+        wall_clock=utc_now)
     await session.start(first_seq)
     return session
 
@@ -317,7 +322,8 @@ async def api_outcome(request: web.Request) -> web.Response:
                                  content_type="application/json")
     note = str(body.get("note", ""))[:2000]
     outcome = {"disposition": disposition, "source": "agent", "note": note}
-    await request.app[STORE].update_call(call["call_sid"], outcome=outcome, disposition=disposition)
+    await request.app[STORE].update_call(call["call_sid"], outcome=outcome, disposition=disposition,
+                                         outcome_source="agent")
     session = request.app[SESSIONS].get(call["call_sid"])
     at = session.duration if session else (call["duration"] or 0.0)
     request.app[HUB].publish({"type": "outcome", "call_sid": call["call_sid"], "at": round(at, 3), **outcome})
@@ -427,6 +433,10 @@ def build_app(config: Config, *, engine: SpeechEngine | None = None) -> web.Appl
     app[METRICS] = Metrics()
     app[SESSIONS] = {}
     app[CLASSIFIER] = UtteranceClassifier()
+    try:
+        app[PLAYBOOK] = load_playbook(config.playbook)
+    except PlaybookError as exc:
+        raise ConfigError(f"CARECOACH_PLAYBOOK: {exc}") from None
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = CallStore(config.database)

@@ -2,9 +2,11 @@
 
 Carrier adapters hand the session decoded media (`on_media`) keyed by telephony time; the session
 aligns each track on that clock (filling gaps, dropping repeats), records it, gates it with the VAD,
-feeds speech to the ASR, and turns finals into stored, classified, published utterances. `finish()`
-ends the tracks, drains the recognisers, and stamps the call `ended` or `interrupted` — nothing
-already heard is dropped on either path.
+feeds speech to the ASR, and turns finals into stored, classified, published utterances. Each final
+(and partial) goes through the pure phase tracker and coach; the session owns their clock (the
+call's own media time, ticked as audio arrives), the I/O, and the whisper tasks prompts start.
+`finish()` ends the tracks, drains the recognisers, infers the outcome, and stamps the call `ended`
+or `interrupted` — nothing already heard is dropped on either path.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import asyncio
 import logging
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dialog.coach import Coach, PromptEvent
+from dialog.outcome import infer_outcome
+from dialog.phases import PhaseEvent, PhaseTracker
 from dialog.store import CallStore, StoreError
 from dialog.types import CallStatus, NewCall, Phase, Utterance
 from voice.asr.base import EngineError, SpeechEngine, SpeechStream
@@ -35,6 +40,8 @@ JITTER_SAMPLES = 160
 MAX_GAP_SAMPLES = PIPELINE_RATE * 60
 #: Fresh recogniser streams a track may get after retryable engine failures.
 MAX_STREAM_RESTARTS = 3
+#: How often (call seconds) the phase tracker and coach see time pass between utterances.
+TICK_SECONDS = 0.25
 
 
 class Classify(Protocol):
@@ -49,6 +56,9 @@ class AudioCueValues:
     loudness_ratio: float
     rate_ratio: float
     overlap: float
+
+
+NEUTRAL_CUES = AudioCueValues(1.0, 1.0, 0.0)
 
 
 @dataclass(slots=True)
@@ -82,6 +92,9 @@ class CallSession:
         classify: Classify,
         redact: Callable[[str], str] | None,
         recorder: Recorder | None,
+        coach: Coach,
+        tracker: PhaseTracker | None = None,
+        whisper: Callable[[PromptEvent], Awaitable[bool]] | None = None,
         endpoint_silence: float = 0.4,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], str],
@@ -94,6 +107,11 @@ class CallSession:
         self._classify = classify
         self._redact = redact
         self.recorder = recorder
+        self.coach = coach
+        self.tracker = tracker or PhaseTracker()
+        self._whisper = whisper
+        self._whispers: set[asyncio.Task[None]] = set()
+        self._last_tick = 0.0
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._endpoint_silence = endpoint_silence
@@ -173,6 +191,11 @@ class CallSession:
             frame = bytes(track.pending[i:i + FRAME_BYTES])
             self._gate(track, frame, frame_start + i // 2 / PIPELINE_RATE)
         del track.pending[:usable]
+        now = self.duration
+        if now - self._last_tick >= TICK_SECONDS:
+            self._last_tick = now
+            self._on_phases(self.tracker.tick(now))
+            self._on_prompts(self.coach.tick(now, phase_state=self.tracker.current))
 
     def _gate(self, track: _Track, frame: bytes, start: float) -> None:
         for event in track.endpointer.feed(frame, start):
@@ -206,9 +229,7 @@ class CallSession:
                 async for result in track.stream:
                     if result.kind == "partial":
                         if result.text:
-                            self.hub.publish(self._event("partial", result.end, speaker=track.speaker,
-                                                         start=round(result.start, 3),
-                                                         text=self._clean(result.text)))
+                            self._on_partial(track, result)
                     else:
                         await self._on_final(track, result)
                 return
@@ -225,6 +246,38 @@ class CallSession:
                 if not retry or self._finishing is not None:
                     return
                 track.stream = self.engine.stream(f"{self.call_sid}/{track.speaker}")
+
+    def _on_partial(self, track: _Track, result: Transcript) -> None:
+        text = self._clean(result.text)
+        self.hub.publish(self._event("partial", result.end, speaker=track.speaker, start=round(result.start, 3),
+                                     text=text))
+        # The coach sees partials so a long venting turn is coached while it is still going on.
+        phase, sentiment = self._classify(text, track.speaker, self._context[-8:], NEUTRAL_CUES)
+        self._on_phases(self.tracker.observe_partial(track.speaker, result.start, result.end, phase))
+        self._on_prompts(self.coach.on_partial(track.speaker, text, result.start, result.end, phase=phase,
+                                               sentiment=sentiment, phase_state=self.tracker.current))
+
+    def _on_phases(self, events: list[PhaseEvent]) -> None:
+        for event in events:
+            self.hub.publish(self._event("phase", event.start, phase=event.phase, previous=event.previous))
+
+    def _on_prompts(self, events: list[PromptEvent]) -> None:
+        for event in events:
+            self.hub.publish(self._event("prompt", event.at, id=event.id, text=event.text, whisper=event.whisper,
+                                         priority=event.priority, trigger=event.trigger))
+            if self._whisper is not None and not self.finished:
+                task = asyncio.get_running_loop().create_task(self._say(event), name=f"whisper {event.id}")
+                self._whispers.add(task)
+                task.add_done_callback(self._whispers.discard)
+
+    async def _say(self, event: PromptEvent) -> None:
+        assert self._whisper is not None
+        try:
+            if await self._whisper(event):
+                self.coach.mark_whispered(event)
+        except Exception:
+            # The on-screen card already went out; a failed whisper only loses the audio copy.
+            log.exception("call %s: whisper of %s failed", self.call_sid, event.id)
 
     def _clean(self, text: str) -> str:
         text = " ".join(text.split())
@@ -247,7 +300,8 @@ class CallSession:
         text = self._clean(result.text)
         if not text:
             return
-        phase, _sentiment = self._classify(text, track.speaker, self._context[-8:], self._cues(track, result))
+        cues = self._cues(track, result)
+        phase, sentiment = self._classify(text, track.speaker, self._context[-8:], cues)
         utterance = Utterance(self._next_seq, track.speaker, result.start, result.end, text, phase,
                               result.confidence, result.words)
         self._next_seq += 1
@@ -259,6 +313,21 @@ class CallSession:
         self.hub.publish(self._event("utterance", utterance.end, **utterance.to_json()))
         if track.ended_at_wall is not None:
             self.metrics.final_latency.labels(track.speaker).observe(self._monotonic() - track.ended_at_wall)
+        self._on_phases(self.tracker.observe(utterance, sentiment))
+        self._on_prompts(self.coach.on_utterance(utterance, phase, sentiment, overlap=cues.overlap,
+                                                 phase_state=self.tracker.current))
+        await self._save_state()
+
+    async def _save_state(self, **extra: Any) -> bool:
+        """Store the call's phase timeline, prompts and metrics as they stand."""
+        try:
+            await self.store.update_call(self.call_sid, phases=self.tracker.timeline(),
+                                         prompts=self.coach.prompts_record(), metrics=self.coach.metrics(), **extra)
+        except StoreError as exc:
+            self.metrics.db_errors.labels(str(exc.retryable).lower()).inc()
+            log.warning("call %s: coaching state not saved: %s", self.call_sid, exc)
+            return False
+        return True
 
     async def _save(self) -> bool:
         """Write unsaved utterances; on failure keep them for the next attempt. True when all are saved."""
@@ -304,10 +373,25 @@ class CallSession:
             await asyncio.gather(*late, return_exceptions=True)
         for track in self._tracks.values():
             await track.stream.aclose()
+        for task in list(self._whispers):
+            task.cancel()
+        await asyncio.gather(*self._whispers, return_exceptions=True)
         for attempt in range(3):
             if await self._save():
                 break
             await asyncio.sleep(0.5 * 2**attempt)
+        end = self.duration
+        self._on_phases(self.tracker.tick(end))
+        self._on_prompts(self.coach.end(end))
+        await self._save_state()
+        outcome = infer_outcome(self.utterances, self.tracker.timeline(), self.coach.prompts_record(),
+                                self.coach.metrics())
+        try:
+            if await self.store.set_inferred_outcome(self.call_sid, outcome):
+                self.hub.publish(self._event("outcome", end, **outcome))
+        except StoreError as exc:
+            self.metrics.db_errors.labels(str(exc.retryable).lower()).inc()
+            log.warning("call %s: outcome not saved: %s", self.call_sid, exc)
         recording = await self.recorder.close() if self.recorder is not None else None
         if self.recorder is not None and self.recorder.failed:
             self.metrics.recording_errors.inc()

@@ -1,0 +1,112 @@
+"""Outcome inference: rules on invented calls, and the scripted calls' known outcomes."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dialog.classify import UtteranceClassifier
+from dialog.coach import Coach
+from dialog.outcome import infer_outcome
+from dialog.phases import PhaseTracker
+from dialog.types import DISPOSITIONS, Phase, Utterance
+from prompts import load_playbook
+
+CALLS = Path(__file__).parent / "calls"
+
+
+def call(*turns: tuple[str, str, Phase]) -> list[Utterance]:
+    return [Utterance(i, speaker, i * 3.0, i * 3.0 + 2.5, text, phase, 0.9)  # type: ignore[arg-type]
+            for i, (speaker, text, phase) in enumerate(turns)]
+
+
+def metrics(start: float | None = -0.5, end: float | None = 0.4) -> dict[str, Any]:
+    return {"sentiment_start": start, "sentiment_end": end}
+
+
+def test_referral_wins() -> None:
+    out = infer_outcome(call(("customer", "the washer flooded my kitchen", "venting"),
+                             ("agent", "i will put you through to our claims team now", "other"),
+                             ("customer", "thanks", "other")), [], [], metrics())
+    assert out["disposition"] == "referred" and out["source"] == "inferred"
+    assert "put you through" in out["note"]
+
+
+def test_negated_referral_does_not_count() -> None:
+    out = infer_outcome(call(("customer", "can i speak to the claims team", "question"),
+                             ("agent", "sorry i cant transfer you right now", "other")), [], [], metrics(-0.2, -0.4))
+    assert out["disposition"] == "unresolved"
+
+
+def test_escalation() -> None:
+    out = infer_outcome(call(("customer", "this is the fourth time", "venting"),
+                             ("agent", "i am going to escalate this to my supervisor today", "other")),
+                        [], [], metrics())
+    assert out["disposition"] == "escalated"
+
+
+@pytest.mark.parametrize("line", ["ill follow up on friday", "someone will call you back tomorrow",
+                                  "ill get back to you once the lab replies"])
+def test_follow_up(line: str) -> None:
+    out = infer_outcome(call(("customer", "is my repair ready", "question"), ("agent", line, "other")),
+                        [], [], metrics())
+    assert out["disposition"] == "follow_up"
+
+
+def test_resolved_needs_thanks_and_recovered_sentiment() -> None:
+    turns = call(("customer", "my payment bounced", "other"), ("agent", "ive retried it and it went through", "other"),
+                 ("customer", "perfect thank you", "other"))
+    assert infer_outcome(turns, [], [], metrics(-0.3, 0.5))["disposition"] == "resolved"
+    assert infer_outcome(turns, [], [], metrics(-0.3, -0.4))["disposition"] == "unresolved"
+    # a closing phase counts as the closing signal too
+    quiet = call(("customer", "my payment bounced", "other"), ("agent", "ive retried it", "other"),
+                 ("customer", "oh good", "other"))
+    closing = [{"phase": "closing", "start": 6.0, "end": 8.5}]
+    assert infer_outcome(quiet, closing, [], metrics(-0.3, 0.3))["disposition"] == "resolved"
+    assert infer_outcome(quiet, [], [], metrics(-0.3, 0.3))["disposition"] == "unresolved"
+
+
+def test_unresolved_notes_say_why() -> None:
+    turns = call(("customer", "so you wont refund me", "venting"), ("agent", "i cant do that", "other"))
+    out = infer_outcome(turns, [], [{"id": "refer-onward", "trigger": "no_resolution"}], metrics(-0.6, -0.7))
+    assert out == {"disposition": "unresolved", "source": "inferred",
+                   "note": "The agent could not offer a fix and no referral was made."}
+    assert infer_outcome([], [], [], metrics(None, None))["disposition"] == "unresolved"
+
+
+def test_every_disposition_is_a_contract_value() -> None:
+    for turns in ([], call(("agent", "let me refer you to the warranty team", "other"))):
+        assert infer_outcome(turns, [], [], metrics())["disposition"] in DISPOSITIONS
+
+
+_PUNCT = str.maketrans({c: " " for c in string.punctuation if c != "'"} | {"'": ""})
+
+
+@pytest.fixture(scope="module")
+def classifier() -> UtteranceClassifier:
+    return UtteranceClassifier()
+
+
+@pytest.mark.parametrize("name", ["angry_billing", "calm_questions", "refund_refer", "demo"])
+def test_scripted_calls_get_their_known_outcome(name: str, classifier: UtteranceClassifier) -> None:
+    truth = json.loads((CALLS / f"{name}.truth.json").read_text())
+    tracker, coach = PhaseTracker(), Coach(load_playbook())
+    utterances: list[Utterance] = []
+    context: list[tuple[str, str]] = []
+    for turn in sorted(truth["turns"], key=lambda t: t["end"]):
+        text = " ".join(turn["text"].lower().translate(_PUNCT).split())
+        result = classifier.classify(text, turn["speaker"], context=context[-8:])
+        context.append((turn["speaker"], text))
+        u = Utterance(len(utterances), turn["speaker"], turn["start"], turn["end"], text, result.phase, 0.9)
+        utterances.append(u)
+        tracker.observe(u, result.sentiment)
+        coach.on_utterance(u, result.phase, result.sentiment, overlap=0.0, phase_state=tracker.current)
+        coach.tick(turn["end"], phase_state=tracker.current)
+    coach.end(truth["duration"])
+    out = infer_outcome(utterances, tracker.timeline(), coach.prompts_record(), coach.metrics())
+    assert out["disposition"] == truth["outcome"], out
+    assert out["source"] == "inferred" and out["note"].endswith(".")
