@@ -74,6 +74,7 @@ class _Track:
     rate_history: list[float] = field(default_factory=list)
     intervals: list[tuple[float, float]] = field(default_factory=list)  # VAD speech spans
     utterance_start: float = 0.0
+    pushed_until: float = 0.0  # stream time just after the last audio sent to the recogniser
     ended_at_wall: float | None = None  # when the VAD closed the latest utterance
     consumer: asyncio.Task[None] | None = None
     dropped_samples: int = 0
@@ -208,14 +209,15 @@ class CallSession:
                     assert track.resampler is not None
                     track.speech_energy.append(rms(pcm))
                     track.stream.push(track.resampler.process(pcm), audio_start)
+                    track.pushed_until = audio_start + len(pcm) / 2 / PIPELINE_RATE
                 case SpeechEnded(end=end):
                     self._close_utterance(track, end)
 
     def _close_utterance(self, track: _Track, end: float) -> None:
         if track.resampler is not None:
             tail = track.resampler.process(b"", last=True)
-            if tail:
-                track.stream.push(tail, end)
+            if tail:  # the filter's delay line: it continues where the last push ended
+                track.stream.push(tail, track.pushed_until)
             track.resampler = None
         track.intervals.append((track.utterance_start, end))
         track.ended_at_wall = self._monotonic()
