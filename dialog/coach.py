@@ -19,7 +19,9 @@ trigger                      signal
 ``agent_interrupts``         an agent turn starting while the customer speaks or within
                              ``latch_gap`` (0.3 s) of the customer stopping, while venting
 ``agent_explains``           agent explanation words ("because", "our policy", "the system",
-                             "unfortunately we") while the customer is venting
+                             "unfortunately we"), in a partial or the final, in an agent turn that
+                             began while the customer was venting (judged as of the turn's start,
+                             so a quiet-spell tick before the final is processed doesn't hide it)
 ``venting_subsides``         during venting: a calm customer turn, the tracker leaving venting, or a
                              ``pause`` (2 s) of silence after a venting turn; skipped once the agent
                              has apologised in this episode
@@ -37,6 +39,9 @@ trigger                      signal
 ``hostile_call_ended``       at :meth:`Coach.end`, when the customer vented for ``venting_seconds``
                              (20 s) or was abusive; a supervisor-facing card
 ============================ =====================================================================
+
+Customer finals are grouped into turns (:class:`dialog.phases.TurnJoiner`): the VAD splits a long
+turn at sentence pauses, and a calm piece that continues a venting turn is still that venting turn.
 
 Prompt policy: one card on screen at a time. A card stays current for ``hold_seconds`` (15 s), or
 until the agent has done what it asked, or (for the venting cards) until venting ends. Each card has
@@ -56,6 +61,7 @@ from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from dialog.classify import normalize
+from dialog.phases import TURN_GAP, TurnJoiner
 from dialog.types import Phase, Utterance
 from voice.types import Speaker
 
@@ -283,7 +289,8 @@ class Coach:
     and telephony time (:meth:`tick`); call :meth:`end` once when the call ends."""
 
     def __init__(self, cards: Sequence[Card], *, hold_seconds: float = 15.0, min_display: float = 4.0,
-                 defer_seconds: float = 20.0, latch_gap: float = 0.3, settle_grace: float = 8.0) -> None:
+                 defer_seconds: float = 20.0, latch_gap: float = 0.3, settle_grace: float = 8.0,
+                 turn_gap: float = TURN_GAP) -> None:
         self.hold_seconds = hold_seconds
         self.min_display = min_display
         self.defer_seconds = defer_seconds
@@ -306,6 +313,9 @@ class Coach:
         self._customer_open: tuple[float, float] | None = None  # (start, latest partial time)
         self._agent_open: float | None = None  # start of the agent's in-progress turn (from partials)
         self._partial_venting = False  # the customer's in-progress turn classifies as venting so far
+        self._turns = TurnJoiner(turn_gap)  # customer finals joined back into turns
+        self._explained: list[float] = []  # starts of agent turns already coached for explaining
+        self._ended_episode: tuple[float, float] | None = None  # (start, end) of the last venting episode
         self._agent_turns: list[_AgentTurn] = []
         self._interrupt_starts: list[float] = []
         self._talk = {"customer": 0.0, "agent": 0.0}
@@ -342,8 +352,13 @@ class Coach:
         duration = max(0.0, utterance.end - utterance.start)
         self._talk[utterance.speaker] += duration
         if utterance.speaker == "customer":
-            self._customer_final(utterance, phase, sentiment, text, tokens, duration, fired)
+            turn, _joined = self._turns.add("customer", utterance.start, utterance.end, phase == "venting")
+            if turn.venting:
+                # A calm piece of a venting turn (the VAD cut it at a pause) is still that turn.
+                phase = "venting"
+            self._customer_final(utterance, phase, sentiment, text, tokens, duration, fired, turn.start)
         else:
+            self._turns.heard(utterance.speaker, utterance.start)
             self._agent_final(utterance, phase, text, tokens, overlap, fired)
         self._update_phase_state(phase_state, now, fired)
         self._settle(now)
@@ -358,16 +373,21 @@ class Coach:
         fired: list[Trigger] = []
         if speaker == "customer":
             self._customer_open = (start, now)
-            self._partial_venting = phase == "venting"
-            if phase == "venting":
-                self._start_episode(start, fired)
+            turn = self._turns.turn(speaker, start)
+            continues_venting = turn is not None and turn.venting
+            self._partial_venting = phase == "venting" or continues_venting
+            if self._partial_venting:
+                self._start_episode(start if turn is None else turn.start, fired)
                 self._last_vent_end = max(self._last_vent_end or 0.0, now)
         else:
             self._agent_open = start
+            self._turns.heard(speaker, start)
             if tokens and not _is_backchannel(tokens):
                 self._check_interrupt(start, now, 0.0, fired)
-            if APOLOGY.search(" ".join(tokens)):
+            text_so_far = " ".join(tokens)
+            if APOLOGY.search(text_so_far):
                 self._apology(start, now)
+            self._check_explains(start, text_so_far, fired)
         if phase_state is not None:
             self._update_phase_state(phase_state, now, fired)
         self._settle(now)
@@ -460,7 +480,8 @@ class Coach:
                 shown.adhered = shown.rule.kind in ("avoid", "no_interrupt")
 
     def _customer_final(self, utterance: Utterance, phase: Phase, sentiment: float, text: str,
-                        tokens: tuple[str, ...], duration: float, fired: list[Trigger]) -> None:
+                        tokens: tuple[str, ...], duration: float, fired: list[Trigger],
+                        turn_start: float) -> None:
         self._customer_sentiments.append(sentiment)
         self._last_customer = (phase, sentiment)
         self._customer_spans.append((utterance.start, utterance.end, phase))
@@ -478,7 +499,7 @@ class Coach:
         if phase == "venting":
             self._venting_seconds += duration
             self._last_vent_end = max(self._last_vent_end or 0.0, utterance.end)
-            self._start_episode(utterance.start, fired)
+            self._start_episode(turn_start, fired)
         elif self._episode is not None:
             self._subsided(fired)
         if SYSTEMIC.search(_NOT_SYSTEMIC.sub(" ", text)):
@@ -506,8 +527,7 @@ class Coach:
             self._check_interrupt(utterance.start, utterance.end, overlap, fired)
         if APOLOGY.search(text):
             self._apology(utterance.start, utterance.end)
-        if self._customer_venting() and EXPLAIN.search(text):
-            fired.append("agent_explains")
+        self._check_explains(utterance.start, text, fired)
         if POLICY.search(text):
             fired.append("policy_conflict")
         refusals = len(REFUSAL.findall(text))
@@ -517,6 +537,23 @@ class Coach:
             if len(self._refusals) >= 2:
                 fired.append("no_resolution")
         self._judge(turn)
+
+    def _check_explains(self, agent_start: float, text: str, fired: list[Trigger]) -> None:
+        """Explanation words in an agent turn that began while the customer was venting (once per turn)."""
+        if not EXPLAIN.search(text) or not self._venting_as_of(agent_start):
+            return
+        if any(abs(agent_start - s) < 0.5 for s in self._explained):
+            return  # the same agent turn, seen again (another partial, then the final)
+        self._explained.append(agent_start)
+        del self._explained[:-10]
+        fired.append("agent_explains")
+
+    def _venting_as_of(self, at: float) -> bool:
+        """The customer was venting at ``at``: now, or inside the episode that has just ended."""
+        if self._customer_venting():
+            return True
+        ended = self._ended_episode
+        return ended is not None and ended[0] <= at <= ended[1]
 
     def _check_interrupt(self, agent_start: float, now: float, overlap: float, fired: list[Trigger]) -> None:
         """The agent began a turn at ``agent_start``: was the customer still talking, or just done?"""
@@ -611,6 +648,9 @@ class Coach:
                 fired.append("closing")
 
     def _end_episode(self, fired: list[Trigger]) -> None:
+        if self._customer_venting() and self._episode is not None:
+            # Remembered so an agent turn that began before the episode ended is judged as of its start.
+            self._ended_episode = (self._episode, self._now)
         self._subsided(fired)
         if not self._issue_named:
             fired.append("issue_unclear")

@@ -159,12 +159,18 @@ VENT_ANGER = [
     r"(?:let|letting|lets) (?:me|us) down|thanks for nothing|said no one ever|"
     r"(?:hung|hangs|hang|hanging) up on (?:me|us)",
     # grievance history and broken expectations, strong enough alone
-    r"(?:second|third|fourth|fifth|2nd|3rd|4th|5th|umpteenth|hundredth) time (?:i|ive|weve|we|this|that)",
+    r"(?:second|third|fourth|fifth|2nd|3rd|4th|5th|umpteenth|hundredth) time (?:i|ive|im|i am|weve|we|were|this|that)",
+    # grievance history: the same failure on consecutive occasions ("second week in a row")
+    r"(?:\w+ )?(?:time|day|week|month|night|evening|morning|deliverie|delivery|bill)s? in a row|"
+    r"(?:second|third|fourth|fifth|2nd|3rd|4th|5th) (?:time|day|week|month|night|evening|morning|bill) "
+    r"(?:in a row|running)",
     r"how many (?:more )?times",
     r"still (?:waiting|havent|hasnt|not (?:received|fixed|working|sorted|resolved|heard))",
     r"(?:never|still not|still havent|still hasnt) (?:received|arrived|came|turned up|showed up|"
     r"got back|heard back|responded|replied|called back|rang back|refunded|fixed|sorted)",
-    r"no ?(?:one|body) (?:has|have|ever|seems|bothered|called|got back|can help|is helping)",
+    # an adverb may sit between: "nobody even bothered", "no one actually called"
+    r"no ?(?:one|body) (?:(?:even|ever|actually|really|once|still|just|apparently|seriously) )?"
+    r"(?:has|have|ever|seems|seemed|bothered|called|rang|got back|can help|is helping|cares|cared)",
     r"no (?:response|reply|answer|replies|responses) (?:from|yet|at all)",
     r"not (?:good enough|acceptable|happy|impressed|pleased|satisfied)",
     r"(?:very|really|extremely|so|totally|completely|deeply|beyond) "
@@ -174,6 +180,16 @@ VENT_ANGER = [
     r"speak to (?:a|your) (?:manager|supervisor)|file a complaint|make a complaint|"
     r"lodge a complaint|report you|take (?:this|it) further|lawyer|solicitor|sue you|ombudsman|"
     r"trading standards|close my account",
+    # threats to leave: cancelling everything, switching to a competitor, taking the business elsewhere
+    r"(?:ready|tempted|this close) to (?:cancel|switch|close my)|"
+    r"about to (?:cancel|switch) (?:my|the|our|everything|it all)|"
+    r"(?:im|i am|were|we are|ill be|i will be) (?:\w+ )?(?:cancell?ing|leaving|switching|quitting) "
+    r"(?:everything|it all|the lot|my (?:contract|account|subscription|service|membership|policy))|"
+    r"(?:cancel|cancell?ing|close|closing) (?:everything|it all|the lot)|"
+    r"(?:switch|switching|move|moving|go|going|leave|leaving) (?:over )?(?:to|for) (?:one of )?(?:your|a|the) "
+    r"competitors?|(?:switch|switching|move|moving|go|going) (?:to )?(?:another|a different) "
+    r"(?:provider|company|supplier|bank|network|carrier)|"
+    r"take my (?:business|money|custom) elsewhere",
     r"(?:what (?:is|s) wrong with (?:you|your)|are you (?:kidding|joking)|unbelievable)",
     r"why (?:cant|cannot|wont|doesnt|isnt|hasnt|havent|is it so|does it take|do i have to|"
     r"should i have to|on earth|the hell) ",
@@ -210,8 +226,11 @@ VENT_GRIEVANCE = [
     r"late again|(?:minutes|hours|days|weeks) late|delayed|delay|delays|cancell?ed|stuck|stranded|"
     r"overdue|slowest|so slow|too slow|very slow|really slow|painfully slow|slow again",
     r"(?:is|are|been|went|gone|goes|was|still) (?:down|dead)|(?:power|internet|wifi|broadband|service|"
-    r"signal|electricity|water|heating|network|phone|line|tv|cable) "
-    r"(?:is|was|went|has been|keeps going) (?:out|off)",
+    r"signal|electricity|water|heating|network|phone|line|tv|cable|connection) "
+    r"(?:is |was |has |have |had |keeps |kept )?(?:went|been|going|gone|dropped|dropping|drops|cut|"
+    r"cutting|cuts) (?:out|off)",
+    # something expected that never came, ending the sentence: "and it hasnt come", "it hadnt arrived"
+    r"(?:hasnt|hadnt|has not|had not) (?:come|arrived|turned up|shown up|showed up|been delivered)$",
     r"no (?:wifi|internet|broadband|signal|service|power|connection|network|water|heating|heat|"
     r"response|reply|answer|help|update|updates|refund|explanation|apology|respect)",
     r"complain\w*|compensation|money back|escalate",

@@ -11,6 +11,12 @@ says where the *conversation* stands, with hysteresis so one odd turn doesn't fl
   has calmed: ``calm_turns`` (2) non-venting customer turns in a row, or ``calm_seconds`` (8 s) after
   the last venting turn ended, or the agent acting on the problem after the customer's latest turn
   was calm. A single calm turn in between does not end it.
+
+  A *turn* is what one speaker says before the other speaks: the VAD splits a long turn into
+  several finals at sentence pauses, so consecutive finals of the customer less than ``turn_gap``
+  (1.5 s) apart, with no agent speech starting in between, are one turn (:class:`TurnJoiner`). A turn
+  with any venting piece is venting from its start, its calm pieces included, and a calm turn counts
+  once towards ``calm_turns`` however many pieces it has.
 - ``question``: the issue is being worked out: the customer asks for information or help, or
   answers the agent's questions. Every stretch after the opening that is not venting, resolution or
   closing is ``question``; a customer question after a resolution or closing reopens it.
@@ -40,9 +46,18 @@ from voice.types import Speaker
 CallPhase = Literal["opening", "venting", "question", "resolution", "closing"]
 CALL_PHASES: tuple[CallPhase, ...] = get_args(CallPhase)
 
+#: Verbs in the simple past that report the agent's own action even without "have": ASR often drops
+#: the "'ve" ("i booked", "we refunded"). Verbs that as often describe how things work ("we changed
+#: the policy", "we moved your route", "i paid") are left to the perfect form.
+_BARE_PAST_ACTIONS = (
+    "refunded|credited|booked|sent|emailed|texted|fixed|sorted|cancelled|canceled|processed|reset|arranged|"
+    "issued|waived|reversed|scheduled|resent|unlocked|replaced|restored|corrected|reactivated|rebooked"
+)
 #: The agent doing something about the problem, in normalised ASR text (no apostrophes).
 ACTION_CUE = re.compile(
-    r"\b(?:ive|weve|i have|we have)(?: just| now| already| gone ahead and| also)? "
+    r"(?:^|\b(?:and|so|ok|okay|right|now|then|thanks|thank you|great) )(?:i|we)(?: just| now| already| also)? "
+    rf"(?:{_BARE_PAST_ACTIONS})\b"
+    r"|\b(?:ive|weve|i have|we have)(?: just| now| already| gone ahead and| also)? "
     r"(?:refunded|credited|booked|sent|emailed|texted|fixed|sorted|cancelled|canceled|processed|split|added|"
     r"updated|reset|arranged|applied|issued|removed|waived|reversed|changed|scheduled|set up|turned off|"
     r"turned on|switched|upgraded|downgraded|activated|reactivated|replaced|resent|unlocked|raised|logged|"
@@ -59,10 +74,13 @@ THANKS_CUE = re.compile(r"\b(?:thank you|thanks|thank u|cheers|appreciate (?:it|
 #: Goodbyes: a closing signal from either side.
 GOODBYE_CUE = re.compile(
     r"\b(?:bye|goodbye|bye bye|have a (?:nice|good|great|lovely|wonderful) (?:day|one|evening|weekend|afternoon)"
-    r"|take care|thats all|thats everything|nothing else)\b"
+    r"|take care(?! of)|thats all|thats everything|nothing else)\b"
 )
 #: The agent's pre-closing question.
 ANYTHING_ELSE_CUE = re.compile(r"\b(?:anything else (?:i|we) can|is there anything else)\b")
+
+#: Longest pause between two finals of one speaker that still counts as one turn (seconds).
+TURN_GAP = 1.5
 
 _GREETING_WORDS = frozenset("hi hello hey hiya morning afternoon evening good yes yeah yep ok okay oh um uh".split())
 #: Customer sentiment (VADER compound) below which a turn still counts as negative.
@@ -81,6 +99,60 @@ class PhaseEvent:
         return {"phase": self.phase, "start": round(self.start, 3), "previous": self.previous}
 
 
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One speaker's turn so far: from ``start`` to ``end``; ``venting`` if any piece was venting;
+    ``pieces`` finals joined into it."""
+
+    start: float
+    end: float
+    venting: bool
+    pieces: int = 1
+
+
+class TurnJoiner:
+    """Joins the finals the VAD split at sentence pauses back into turns.
+
+    A final continues its speaker's previous turn when it starts at most ``max_gap`` seconds after
+    that turn's last final ended and the other speaker did not start speaking in between (speech
+    that began earlier, overlapping the turn, does not break it). Feed every final to :meth:`add`
+    and the other speaker's partials to :meth:`heard`, so a reply not yet finalised counts too.
+    """
+
+    def __init__(self, max_gap: float = TURN_GAP) -> None:
+        self.max_gap = max_gap
+        self._turns: dict[str, Turn] = {}
+        self._starts: dict[str, list[float]] = {}
+
+    def heard(self, speaker: str, start: float) -> None:
+        """``speaker`` was heard speaking from ``start`` (a partial or a final)."""
+        starts = self._starts.setdefault(speaker, [])
+        if not starts or abs(starts[-1] - start) > 1e-6:
+            starts.append(start)
+            del starts[:-20]
+
+    def turn(self, speaker: str, start: float) -> Turn | None:
+        """The turn a piece of ``speaker`` starting at ``start`` would continue, if any."""
+        prev = self._turns.get(speaker)
+        if prev is None or start - prev.end > self.max_gap or start < prev.start:
+            return None
+        for other, starts in self._starts.items():
+            if other != speaker and any(prev.end < s <= start for s in starts):
+                return None
+        return prev
+
+    def add(self, speaker: str, start: float, end: float, venting: bool) -> tuple[Turn, bool]:
+        """Record a final; returns its turn (joined or new) and whether it continued an earlier piece."""
+        self.heard(speaker, start)
+        prev = self.turn(speaker, start)
+        if prev is None:
+            turn = Turn(start, end, venting)
+        else:
+            turn = Turn(prev.start, max(prev.end, end), prev.venting or venting, prev.pieces + 1)
+        self._turns[speaker] = turn
+        return turn, prev is not None
+
+
 class PhaseTracker:
     """Call-level phase state machine with hysteresis; one per call.
 
@@ -89,7 +161,8 @@ class PhaseTracker:
     finalised; call :meth:`tick` as telephony time advances so quiet stretches end venting.
     """
 
-    def __init__(self, *, calm_turns: int = 2, calm_seconds: float = 8.0, start: float = 0.0) -> None:
+    def __init__(self, *, calm_turns: int = 2, calm_seconds: float = 8.0, start: float = 0.0,
+                 turn_gap: float = TURN_GAP) -> None:
         if calm_turns < 1 or calm_seconds <= 0:
             raise ValueError("calm_turns must be >= 1 and calm_seconds > 0")
         self.calm_turns = calm_turns
@@ -102,6 +175,7 @@ class PhaseTracker:
         self._last_customer: tuple[Phase, float] | None = None  # (label, sentiment) of the latest turn
         self._customer_open: float | None = None  # start of a customer turn still in progress (partials)
         self._calm_since: float | None = None  # start of the first calm customer turn after venting
+        self._turns = TurnJoiner(turn_gap)
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -117,6 +191,8 @@ class PhaseTracker:
         """Update the phase with one final utterance (``utterance.phase`` is the classifier's label)."""
         events: list[PhaseEvent] = []
         customer = utterance.speaker == "customer"
+        if not customer:
+            self._turns.heard(utterance.speaker, utterance.start)
         # A customer turn shows the customer was talking from its start, so it only proves silence
         # up to its start; an agent turn proves the customer had no venting turn up to its end.
         self._advance(utterance.start if customer else utterance.end, events)
@@ -136,12 +212,15 @@ class PhaseTracker:
         self._latest = max(self._latest, now)
         if speaker == "customer":
             self._customer_open = start
+        else:
+            self._turns.heard(speaker, start)
         if speaker == "customer" and phase == "venting":
             self._customer_spoke = True
             self._calm_count = 0
             self._calm_since = None
             self._last_vent_end = max(self._last_vent_end or 0.0, now)
-            self._enter("venting", start, events, retro=True)
+            turn = self._turns.turn(speaker, start)
+            self._enter("venting", start if turn is None else turn.start, events, retro=True)
         return events
 
     def tick(self, now: float) -> list[PhaseEvent]:
@@ -175,22 +254,25 @@ class PhaseTracker:
         tokens = text.split()
         if self._customer_open is not None and self._customer_open <= utterance.end:
             self._customer_open = None
-        if not self._customer_spoke and utterance.phase != "venting" \
+        turn, joined = self._turns.add("customer", utterance.start, utterance.end, utterance.phase == "venting")
+        if not self._customer_spoke and not turn.venting \
                 and (not tokens or all(t in _GREETING_WORDS for t in tokens)):
             return  # "hi", "hello yes": still the opening
         self._customer_spoke = True
-        self._last_customer = (utterance.phase, sentiment)
-        if utterance.phase == "venting":
+        # A calm piece of a venting turn (the VAD split it at a pause) is still that venting turn.
+        self._last_customer = ("venting" if turn.venting else utterance.phase, sentiment)
+        if turn.venting:
             self._calm_count = 0
             self._calm_since = None
             self._last_vent_end = max(self._last_vent_end or 0.0, utterance.end)
-            self._enter("venting", utterance.start, events, retro=True)
+            self._enter("venting", turn.start, events, retro=True)
             return
         current = self.current
         if current == "venting":
-            self._calm_count += 1
+            if not joined:  # a calm turn counts once, however many pieces the VAD cut it into
+                self._calm_count += 1
             if self._calm_since is None:
-                self._calm_since = utterance.start
+                self._calm_since = turn.start
             if self._calm_count >= self.calm_turns:
                 self._enter("question", self._calm_since, events)
             return

@@ -213,3 +213,35 @@ def test_phrase_model_probabilities() -> None:
     assert sum(probs.values()) == pytest.approx(1.0)
     assert max(probs, key=probs.__getitem__) == "question"
     assert model.probabilities([]) == model.probabilities([])
+
+
+@pytest.mark.parametrize("text", [
+    # threats to leave (METHOD: threats are a venting signal)
+    "to be honest im ready to cancel the whole package and move to another company",
+    "were cancelling everything and going elsewhere",
+    "if this goes on we will be switching to one of your competitors",
+    "i am about to cancel my membership over this",
+    # an adverb between "nobody" and the verb
+    "nobody actually called to tell me the engineer wasnt coming",
+    "no one ever rang me back",
+    # grievance history
+    "its the third day in a row my bin has been missed",
+    "that makes three deliveries in a row that went astray",
+    "this is the second time im ringing you about it",
+    # an outage, and something that never came
+    "our broadband keeps dropping out at night",
+    "i waited in all day and the furniture hadnt arrived",
+])
+def test_threats_history_and_adverbs_are_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase == "venting"
+
+
+@pytest.mark.parametrize("text", [
+    "id like to cancel my order please",
+    "we won four matches in a row",
+    "im about to leave for the airport",
+    "nobody else is coming tonight",
+    "my sister hasnt come home yet but she will soon",
+])
+def test_plain_requests_and_streaks_are_not_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase != "venting"

@@ -539,3 +539,52 @@ def test_prompts_respect_one_at_a_time_in_every_call(classifier: UtteranceClassi
             assert after.at >= before.at
         ats = [p.at for p in agent_cards]
         assert len(ats) == len(set(ats)), name  # never two cards at the same moment
+
+
+# --- turns split by the VAD, and explaining judged as of the agent turn's start -------------------------
+
+def test_calm_piece_of_a_venting_turn_keeps_the_customer_venting() -> None:
+    call = Call()
+    call.say("customer", "you have charged me twice for the same month", 1.0, 4.0, "venting", -0.6,
+             state="venting")
+    # the next piece of the same turn, cut at a pause, reads calm on its own
+    events = call.say("customer", "i only have the one account", 4.6, 6.0, "other", 0.0, state="venting")
+    assert "venting_subsides" not in triggers(events)
+    events = call.say("agent", "thats because the system bills on the first", 6.5, 9.0)
+    assert triggers(events) == ["agent_explains"]
+
+
+def test_a_new_customer_turn_after_the_agent_can_be_calm() -> None:
+    call = Call()
+    call.say("customer", "you have charged me twice for the same month", 1.0, 4.0, "venting", -0.6,
+             state="venting")
+    call.say("agent", "let me look", 4.3, 4.8)
+    events = call.say("customer", "i only have the one account", 5.2, 6.5, "other", 0.0, state="venting")
+    assert "venting_subsides" in triggers(events)
+
+
+def test_agent_explaining_is_caught_in_a_partial() -> None:
+    call = Call()
+    call.say("customer", "my card was declined and i am livid", 0.0, 4.0, "venting", -0.8, state="venting")
+    events = call.coach.on_partial("agent", "well its because our system", 4.5, 6.0, phase_state="venting")
+    assert triggers(events) == ["agent_explains"]
+    # the final of the same turn does not raise it again
+    assert "agent_explains" not in triggers(call.say("agent", "well its because our system flags it", 4.5, 8.0))
+
+
+def test_agent_explaining_is_judged_as_of_the_turn_start() -> None:
+    call = Call()
+    call.say("customer", "the van never came and nobody phoned", 0.0, 4.0, "venting", -0.7, state="venting")
+    call.coach.on_partial("agent", "okay so", 4.6, 5.0, phase_state="venting")
+    # a quiet-spell tick ends the venting phase before the agent's final is processed
+    call.tick(12.5, state="question")
+    events = call.say("agent", "okay so that happens because our routes change overnight", 4.6, 12.8)
+    assert "agent_explains" in triggers(events)
+
+
+def test_explaining_after_venting_ended_is_not_flagged() -> None:
+    call = Call()
+    call.say("customer", "the van never came and nobody phoned", 0.0, 4.0, "venting", -0.7, state="venting")
+    call.tick(13.0, state="question")
+    events = call.say("agent", "that happens because our routes change overnight", 14.0, 17.0)
+    assert "agent_explains" not in triggers(events)

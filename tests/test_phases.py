@@ -60,6 +60,7 @@ def test_venting_starts_at_the_turn_start_and_survives_one_calm_turn() -> None:
     feed.say("agent", "okay", 9.5, 10.0)
     assert feed.say("customer", "it was the gas not the electric", 10.5, 12.0, "other", 0.0) == []
     assert feed.tracker.current == "venting"  # a single calm turn doesn't end it
+    feed.say("agent", "which bill was that", 12.3, 12.8)  # the agent's turn: what follows is a new turn
     events = feed.say("customer", "on the march bill", 13.0, 14.0, "other", 0.0)
     assert events == [PhaseEvent("question", 10.5, "venting")]  # it ended where calm began
     assert feed.phases == ["opening", "venting", "question"]
@@ -222,3 +223,77 @@ def test_calm_questions_has_question_phases_and_no_venting(classifier: Utterance
     assert phases[-1] == "closing"
     question = next(p for p in timeline if p["phase"] == "question")
     assert question["end"] - question["start"] > 30.0
+
+
+# --- turns split by the VAD ---------------------------------------------------------------------------
+
+def test_calm_pieces_of_one_venting_turn_do_not_end_venting() -> None:
+    feed = Feed()
+    feed.say("agent", "good morning you are through to the council", 0.0, 2.0)
+    feed.say("customer", "the bins on my road were missed again", 2.5, 5.0, "venting", -0.5)
+    # the VAD cut the rest of the same turn at sentence pauses; each piece alone reads calm
+    feed.say("customer", "i put mine out at seven", 5.6, 7.0, "other")
+    feed.say("customer", "and the lorry drove straight past", 7.8, 9.5, "other")
+    assert feed.tracker.current == "venting"
+    assert feed.tracker.tick(9.5 + 7.9) == []  # the quiet spell counts from the end of the whole turn
+    # the agent's reply makes the next customer final a new turn, and two calm turns end venting
+    feed.say("agent", "which road is it", 10.5, 11.5)
+    feed.say("customer", "elm grove", 12.0, 12.8, "other")
+    feed.say("agent", "and the house number", 13.2, 14.0)
+    events = feed.say("customer", "number twelve", 14.5, 15.2, "other")
+    assert events == [PhaseEvent("question", 12.0, "venting")]
+
+
+def test_a_venting_piece_makes_its_whole_turn_venting() -> None:
+    feed = Feed()
+    feed.say("agent", "hello how can i help", 0.0, 2.0)
+    assert feed.say("customer", "i ordered a sofa in march", 2.5, 4.5, "other") \
+        == [PhaseEvent("question", 2.5, "opening")]
+    # the next piece of the same turn vents: venting starts where the turn started
+    events = feed.say("customer", "and its a disgrace how long this has taken", 5.2, 8.0, "venting", -0.6)
+    assert events == [PhaseEvent("venting", 2.5, "question")]  # the question segment is retracted
+    assert feed.tracker.timeline()[1] == {"phase": "venting", "start": 2.5, "end": 8.0}
+
+
+def test_a_long_pause_or_the_agent_speaking_starts_a_new_turn() -> None:
+    feed = Feed()
+    feed.say("customer", "this is a total shambles", 1.0, 3.0, "venting", -0.7)
+    feed.say("customer", "the meter reading was wrong", 5.0, 6.5, "other")  # 2 s later: a new turn
+    feed.tracker.observe_partial("agent", 7.0, 7.4, "other")  # the agent starts to answer
+    feed.say("customer", "and so was the one before", 7.6, 9.0, "other")  # after the agent: a new turn
+    assert feed.phases[-1] == "question"
+
+
+def test_customer_partial_continuing_a_venting_turn_opens_at_the_turn_start() -> None:
+    feed = Feed()
+    feed.say("customer", "i got a letter about my account", 1.0, 3.0, "other")
+    events = feed.tracker.observe_partial("customer", 3.6, 5.0, "venting")
+    assert events == [PhaseEvent("venting", 1.0, "question")]
+    assert feed.tracker.current == "venting" and feed.tracker.current_start == 1.0
+
+
+# --- cues ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["i booked an engineer for friday", "ok we refunded the late fee",
+                                  "thanks i sent the new code to your phone", "we credited your account"])
+def test_bare_past_tense_action_after_i_or_we_is_resolution(text: str) -> None:
+    feed = Feed()
+    feed.say("customer", "my code does not work", 1.0, 3.0, "other", 0.0)
+    events = feed.say("agent", text, 3.5, 6.0)
+    assert events == [PhaseEvent("resolution", 3.5, "question")]
+
+
+@pytest.mark.parametrize("text", ["when i booked it online it said friday", "if we refunded you twice",
+                                  "we changed the rules last year"])
+def test_past_tense_in_a_subordinate_clause_or_explanation_is_not_resolution(text: str) -> None:
+    feed = Feed()
+    feed.say("customer", "my code does not work", 1.0, 3.0, "other", 0.0)
+    assert feed.say("agent", text, 3.5, 6.0) == []
+
+
+def test_take_care_of_is_not_a_goodbye() -> None:
+    feed = Feed()
+    feed.say("customer", "who will take care of the repair", 1.0, 3.0, "question", 0.0)
+    assert feed.say("agent", "our engineers take care of that", 3.5, 5.0) == []
+    assert feed.tracker.current == "question"
+    assert feed.say("agent", "ok take care now", 6.0, 7.0) == [PhaseEvent("closing", 6.0, "question")]
