@@ -67,6 +67,13 @@ SCHEMA = [
     """
     ALTER TABLE calls ADD COLUMN outcome_source TEXT;
     """,
+    # version 3: per-agent settings (audio whispers are opt-in per agent)
+    """
+    CREATE TABLE agent_settings (
+        agent TEXT PRIMARY KEY,
+        whisper INTEGER NOT NULL
+    );
+    """,
 ]
 
 _SUMMARY_COLUMNS = (
@@ -204,6 +211,12 @@ class CallStore:
             "INSERT INTO status_events (call_sid, received_at, payload) VALUES (?, ?, ?)",
             (call_sid, received_at, json.dumps(dict(payload)))))
 
+    async def set_whisper(self, agent: str, enabled: bool) -> None:
+        """Opt `agent` in to (or out of) audio whispers."""
+        await self._run(lambda db: db.execute(
+            "INSERT INTO agent_settings (agent, whisper) VALUES (?, ?)"
+            " ON CONFLICT(agent) DO UPDATE SET whisper=excluded.whisper", (agent, int(enabled))))
+
     async def interrupt_stale_calls(self, ended_at: str) -> int:
         """Calls left `live` by a process that died are `interrupted`; their utterances are kept."""
         return await self._run(lambda db: db.execute(
@@ -231,6 +244,14 @@ class CallStore:
                     (call_sid,))
             ]
             return call
+
+        return await self._run(read)
+
+    async def get_whisper(self, agent: str) -> bool:
+        """Whether `agent` opted in to audio whispers (never set: no)."""
+        def read(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT whisper FROM agent_settings WHERE agent = ?", (agent,)).fetchone()
+            return bool(row["whisper"]) if row is not None else False
 
         return await self._run(read)
 

@@ -68,6 +68,7 @@ class ScriptedEngine:
     def __init__(self, scripts: dict[str, list[list[str | Exception]]]) -> None:
         self.scripts = scripts  # per speaker: one script per stream the session opens
         self.streams: dict[str, list[ScriptedStream]] = {"customer": [], "agent": []}
+        self.created: asyncio.Queue[str] = asyncio.Queue()  # labels, as streams are opened
 
     async def start(self) -> None:
         pass
@@ -80,6 +81,7 @@ class ScriptedEngine:
         queue = self.scripts.get(speaker, [])
         stream = ScriptedStream(queue.pop(0) if queue else [])
         self.streams[speaker].append(stream)
+        self.created.put_nowait(label)
         return stream
 
 
@@ -143,10 +145,9 @@ async def test_a_retryable_engine_failure_gets_a_fresh_stream(tmp_path: Path) ->
     session, store, hub = await make_session(tmp_path, engine)
     events = hub.subscribe("CAsession")
     feed(session, "customer", np.concatenate([turn(1.0), turn(1.0)]))
-    for _ in range(100):  # the consumer restarts the stream on the loop; let it run
-        if len(engine.streams["customer"]) == 2:
-            break
-        await asyncio.sleep(0)
+    opened = [await engine.created.get() for _ in range(2)]  # both tracks at start
+    restarted = await asyncio.wait_for(engine.created.get(), 10)  # the consumer reopens after the crash
+    assert restarted == "CAsession/customer" and "CAsession/customer" in opened
     feed(session, "customer", turn(1.0), start_ms=4000)
     await session.finish("ended")
     call = await store.get_call("CAsession")

@@ -9,6 +9,7 @@ TOML keys are the variable names without the `CARECOACH_` prefix, lowercased (`d
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,11 @@ class Config:
     # repr=False: the config is logged at start-up and a secret must never reach the logs.
     twilio_auth_token: str | None = field(default=None, repr=False)
     agent_dial: str | None = None
+    # Audio whispers (DESIGN "Audio whisper (Twilio)"): the TwiML App the coaching leg dials, the From of
+    # the legs we add, and the REST API's base URL (Twilio's own when unset; a local fake in tests).
+    whisper_app_sid: str | None = None
+    whisper_caller_id: str | None = None
+    twilio_api_url: str | None = None
     api_tokens: Mapping[str, Role] = field(default_factory=dict, repr=False)
     playbook: Path | None = None
     recordings: bool = True
@@ -64,13 +70,20 @@ class Config:
     def auth_enabled(self) -> bool:
         return bool(self.api_tokens)
 
+    @property
+    def whisper_available(self) -> bool:
+        """Audio whispers need Twilio credentials and the whisper TwiML App."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.whisper_app_sid)
+
 
 _ENV_PREFIX = "CARECOACH_"
 _TWILIO_KEYS = {"twilio_account_sid": "TWILIO_ACCOUNT_SID", "twilio_auth_token": "TWILIO_AUTH_TOKEN"}
 _KEYS = (
     "data_dir", "database_url", "asr_engine", "vosk_model", "public_url", "agent_dial", "api_tokens",
     "playbook", "recordings", "redact_pii", "max_message_bytes", "max_calls", "endpoint_silence",
+    "whisper_app_sid", "whisper_caller_id", "twilio_api_url",
 )
+_APP_SID = re.compile(r"^AP[0-9a-fA-F]{32}$")
 
 
 def _env_name(key: str) -> str:
@@ -137,6 +150,13 @@ def _dial(name: str, value: object) -> str:
     raise ConfigError(f"{name}={value!r}: expected +E164, sip:… or client:…")
 
 
+def _e164(name: str, value: object) -> str:
+    number = str(value).strip()
+    if number.startswith("+") and number[1:].isdigit() and 8 <= len(number) <= 16:
+        return number
+    raise ConfigError(f"{name}={value!r}: expected a +E164 phone number")
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -189,8 +209,14 @@ def load_config(
                 if value not in ENGINES:
                     raise ConfigError(f"{name}={value!r}: expected one of {', '.join(ENGINES)}")
                 values[key] = value
-            case "public_url":
+            case "public_url" | "twilio_api_url":
                 values[key] = _http_url(name, value)
+            case "whisper_app_sid":
+                if not _APP_SID.match(str(value).strip()):
+                    raise ConfigError(f"{name}={value!r}: expected a TwiML App SID, AP followed by 32 hex digits")
+                values[key] = str(value).strip()
+            case "whisper_caller_id":
+                values[key] = _e164(name, value)
             case "agent_dial":
                 values[key] = _dial(name, value)
             case "api_tokens":
