@@ -19,12 +19,12 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from voice.twilio import conference_twiml
 from voice.whisper import (
     CoachingLegs,
     WhisperChannel,
     WhisperError,
     WhisperRegistry,
-    conference_twiml,
     whisper_stream_url,
     whisper_twiml,
 )

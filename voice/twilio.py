@@ -209,19 +209,17 @@ def sign(auth_token: str, url: str, params: Mapping[str, str] | None = None) -> 
 # --- TwiML ---------------------------------------------------------------------------------------
 
 
-def voice_twiml(stream: str, params: Mapping[str, str], agent_dial: str | None) -> str:
-    """`<Start><Stream track="both_tracks">` with the call's data as `<Parameter>`s, then `<Dial>`."""
-    response = VoiceResponse()
+def _start_stream(response: VoiceResponse, stream: str, params: Mapping[str, str]) -> None:
+    """`<Start><Stream track="both_tracks">` with the call's data as `<Parameter>`s."""
     start = TwimlStart()
     twiml_stream = start.stream(url=stream, track="both_tracks")
     for name, value in params.items():
         if value:
             twiml_stream.parameter(name=name, value=value)
     response.append(start)
-    if agent_dial is None:
-        response.say("Sorry, no agent line is configured for this number.")
-        response.hangup()
-        return str(response)
+
+
+def _dial(agent_dial: str) -> Dial:
     dial = Dial()
     if agent_dial.startswith("sip:"):
         dial.sip(agent_dial)
@@ -229,5 +227,43 @@ def voice_twiml(stream: str, params: Mapping[str, str], agent_dial: str | None) 
         dial.client(agent_dial.removeprefix("client:"))
     else:
         dial.number(agent_dial)
+    return dial
+
+
+def voice_twiml(stream: str, params: Mapping[str, str], agent_dial: str | None) -> str:
+    """`<Start><Stream track="both_tracks">`, then `<Dial>` to the agent."""
+    response = VoiceResponse()
+    _start_stream(response, stream, params)
+    if agent_dial is None:
+        response.say("Sorry, no agent line is configured for this number.")
+        response.hangup()
+        return str(response)
+    response.append(_dial(agent_dial))
+    return str(response)
+
+
+def dial_twiml(agent_dial: str) -> str:
+    """Just the `<Dial>`: for redirecting a call whose `<Start><Stream>` is already running."""
+    response = VoiceResponse()
+    response.append(_dial(agent_dial))
+    return str(response)
+
+
+def conference_twiml(stream: str, params: Mapping[str, str], conference: str, status_callback: str) -> str:
+    """`/twilio/voice` for an agent with audio whispers: coaching needs the call in a `<Conference>`.
+
+    Same `<Start><Stream track="both_tracks">` as `voice_twiml` (inbound = customer; outbound = what
+    the customer hears = the agent, since a coach is inaudible to everyone but the agent), then the
+    customer joins `conference`. The agent is added with `CoachingLegs.add_agent`, and the conference
+    callbacks (`participant-join`) go to `status_callback`.
+    """
+    response = VoiceResponse()
+    _start_stream(response, stream, params)
+    dial = Dial()
+    dial.conference(
+        conference, beep="false", start_conference_on_enter=True, end_conference_on_exit=True, wait_url="",
+        status_callback=status_callback, status_callback_method="POST",
+        status_callback_event="start end join leave",
+    )
     response.append(dial)
     return str(response)

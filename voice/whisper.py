@@ -10,8 +10,8 @@ This module owns the whole whisper path on the Twilio side:
 - `CoachingLegs`: the Twilio REST side (twilio's `Client`, blocking, run in a small thread pool):
   adds the coaching participant with `coaching=True, call_sid_to_coach=AGENT_LEG`, and (optionally)
   the agent's own leg to the conference. Failures raise `WhisperError(retryable=…)`.
-- TwiML: `whisper_twiml` (the coaching leg's `<Connect><Stream>`) and `conference_twiml` (what
-  `/twilio/voice` answers for an agent who opted in to audio whispers).
+- TwiML: `whisper_twiml` (the coaching leg's `<Connect><Stream>`); `voice.twilio.conference_twiml` is what
+  `/twilio/voice` answers for an agent who opted in to audio whispers.
 
 How the coaching leg reaches us: in twilio 9.x, `participants.create` has no `twiml` or `url`
 parameter (the REST API has none); it dials `to`. So the coaching participant dials a TwiML App,
@@ -40,8 +40,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
-from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
-from twilio.twiml.voice_response import Start as TwimlStart
+from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from voice.twilio import FrameError, Mark, Start, Stop, TwilioMessage, mark_message, media_message, parse_message
 
@@ -313,31 +312,6 @@ def whisper_twiml(whisper_url: str, params: Mapping[str, str] | None = None) -> 
         if value:
             stream.parameter(name=name, value=value)
     response.append(connect)
-    return str(response)
-
-
-def conference_twiml(stream: str, params: Mapping[str, str], conference: str, status_callback: str) -> str:
-    """`/twilio/voice` for an agent with audio whispers: coaching needs the call in a `<Conference>`.
-
-    Same `<Start><Stream track="both_tracks">` as `voice_twiml` (inbound = customer; outbound = what
-    the customer hears = the agent, since a coach is inaudible to everyone but the agent), then the
-    customer joins `conference`. The agent is added with `CoachingLegs.add_agent`, and the conference
-    callbacks (`participant-join`) go to `status_callback`.
-    """
-    response = VoiceResponse()
-    start = TwimlStart()
-    twiml_stream = start.stream(url=stream, track="both_tracks")
-    for name, value in params.items():
-        if value:
-            twiml_stream.parameter(name=name, value=value)
-    response.append(start)
-    dial = Dial()
-    dial.conference(
-        conference, beep="false", start_conference_on_enter=True, end_conference_on_exit=True, wait_url="",
-        status_callback=status_callback, status_callback_method="POST",
-        status_callback_event="start end join leave",
-    )
-    response.append(dial)
     return str(response)
 
 

@@ -1,0 +1,40 @@
+"""Shared application state: the typed `AppKey`s the composition root fills and the handlers read,
+the request's role key, limits shared by the socket handlers, and the wall clock used for records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from dialog.classify import UtteranceClassifier
+from dialog.coach import Card
+from dialog.store import CallStore
+from voice.asr.base import SpeechEngine
+from voice.config import Config
+from voice.hub import LiveHub
+from voice.metrics import Metrics
+from voice.session import CallSession
+from voice.tts import Synthesizer
+from voice.whispers import Whispers
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", CallStore)
+HUB = web.AppKey("hub", LiveHub)
+ENGINE = web.AppKey("engine", SpeechEngine)
+METRICS = web.AppKey("metrics", Metrics)
+SESSIONS = web.AppKey("sessions", dict[str, CallSession])
+CLASSIFIER = web.AppKey("classifier", UtteranceClassifier)
+PLAYBOOK = web.AppKey("playbook", tuple[Card, ...])
+SYNTHESIZER = web.AppKey("synthesizer", Synthesizer)
+ROLE = web.RequestKey("role", str)
+
+#: aiohttp drops the socket above this; our own (smaller) limit drops only the message.
+HARD_MESSAGE_LIMIT = 1024 * 1024
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+WHISPERS = web.AppKey("whispers", Whispers)
