@@ -16,6 +16,7 @@ processes (PocketSphinx does not).
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections.abc import AsyncIterator
 from typing import Protocol
@@ -57,6 +58,42 @@ class EngineError(Exception):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class Results:
+    """A stream's output side: transcripts in order, then either the end or one error.
+
+    Engines `put` results and finally `finish()` (or `fail(exc)`, which also ends iteration); after
+    the end every further `__anext__` stops at once.
+    """
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Transcript | BaseException | object] = asyncio.Queue()
+
+    def put(self, transcript: Transcript) -> None:
+        self._queue.put_nowait(transcript)
+
+    def fail(self, exc: BaseException) -> None:
+        self._queue.put_nowait(exc)
+
+    def finish(self) -> None:
+        self._queue.put_nowait(self._END)
+
+    def __aiter__(self) -> Results:
+        return self
+
+    async def __anext__(self) -> Transcript:
+        item = await self._queue.get()
+        if item is self._END:
+            self._queue.put_nowait(self._END)  # keep later calls terminating too
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            self._queue.put_nowait(self._END)
+            raise item
+        assert isinstance(item, Transcript)
+        return item
 
 
 class Timeline:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from voice.asr.base import EngineError, Timeline
+from voice.asr.base import EngineError, Results, Timeline
 from voice.types import Transcript, Word
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,6 @@ class _Worker:
                 return  # the receiver reports the death
 
 
-_END = object()
 
 
 class SphinxStream:
@@ -174,7 +173,7 @@ class SphinxStream:
         self._engine = engine
         self._loop = asyncio.get_running_loop()
         self._timeline = Timeline(SAMPLE_RATE)
-        self._out: asyncio.Queue[Transcript | BaseException | object] = asyncio.Queue()
+        self._out = Results()
         self._utt: _Utt | None = None  # the open utterance
         self._order: deque[_Utt] = deque()  # flushed utterances whose final is not yet delivered
         self._results: dict[int, Transcript | None] = {}
@@ -213,7 +212,7 @@ class SphinxStream:
         if self._dead:
             return
         self._abandon()
-        self._out.put_nowait(_END)
+        self._out.finish()
 
     @property
     def worker_pid(self) -> int | None:
@@ -229,15 +228,7 @@ class SphinxStream:
         return self
 
     async def __anext__(self) -> Transcript:
-        item = await self._out.get()
-        if item is _END:
-            self._out.put_nowait(_END)
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            self._out.put_nowait(_END)
-            raise item
-        assert isinstance(item, Transcript)
-        return item
+        return await self._out.__anext__()
 
     # -- results (called on the loop via call_soon_threadsafe) -------------------------------------
     def _on_partial(self, utt: _Utt, text: str) -> None:
@@ -248,7 +239,7 @@ class SphinxStream:
         end = max(start, self._timeline.absolute(self._timeline.fed_seconds))
         words = [w for w in (clean_word(x) for x in text.split()) if w]
         if words:
-            self._out.put_nowait(
+            self._out.put(
                 Transcript("partial", " ".join(words), round(start, 3), round(end, 3), PARTIAL_CONFIDENCE)
             )
 
@@ -281,19 +272,19 @@ class SphinxStream:
         while self._order and self._order[0].token in self._results:
             t = self._results.pop(self._order.popleft().token)
             if t is not None:
-                self._out.put_nowait(t)
+                self._out.put(t)
         self._maybe_finish()
 
     def _on_error(self, exc: EngineError) -> None:
         if self._dead:
             return
         self._abandon()
-        self._out.put_nowait(exc)
+        self._out.fail(exc)
 
     def _maybe_finish(self) -> None:
         if self._ending and not self._order and not self._dead:
             self._dead = True
-            self._out.put_nowait(_END)
+            self._out.finish()
 
     def _abandon(self) -> None:
         self._dead = True

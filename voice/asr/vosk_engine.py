@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from voice.asr.base import EngineError, Timeline
+from voice.asr.base import EngineError, Results, Timeline
 from voice.types import Transcript, Word
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,6 @@ class _Decoder:
         return words
 
 
-_END = object()  # sentinel on the output queue: iteration stops
 
 
 class VoskStream:
@@ -100,7 +99,7 @@ class VoskStream:
         self._timeline = Timeline(engine.sample_rate)
         self._in: deque[bytes | str] = deque()  # audio, "flush" or "end", in push order
         self._wake = asyncio.Event()
-        self._out: asyncio.Queue[Transcript | BaseException | object] = asyncio.Queue()
+        self._out = Results()
         self._decoder: _Decoder | None = None
         self._last_partial = ""
         self._ended = False
@@ -138,7 +137,7 @@ class VoskStream:
         # An in-flight executor job keeps its own reference to the recogniser, so dropping ours
         # here is safe: it is freed once that job returns.
         self._decoder = None
-        self._out.put_nowait(_END)
+        self._out.finish()
         self._engine._forget(self)
 
     # -- output ------------------------------------------------------------------------------------
@@ -146,15 +145,7 @@ class VoskStream:
         return self
 
     async def __anext__(self) -> Transcript:
-        item = await self._out.get()
-        if item is _END:
-            self._out.put_nowait(_END)  # keep later calls terminating too
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            self._out.put_nowait(_END)
-            raise item
-        assert isinstance(item, Transcript)
-        return item
+        return await self._out.__anext__()
 
     # -- the owned task ----------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -180,9 +171,9 @@ class VoskStream:
             raise
         except Exception as exc:  # a decoder failure ends this stream only
             log.exception("vosk stream %s failed", self.label)
-            self._out.put_nowait(EngineError(f"vosk decode failed: {exc}", retryable=True))
+            self._out.fail(EngineError(f"vosk decode failed: {exc}", retryable=True))
             return
-        self._out.put_nowait(_END)
+        self._out.finish()
 
     async def _decoder_ready(self) -> _Decoder:
         if self._decoder is None:
@@ -198,7 +189,7 @@ class VoskStream:
         text = " ".join(str(w["word"]) for w in words)
         if text and text != self._last_partial:
             self._last_partial = text
-            self._out.put_nowait(self._transcript("partial", words))
+            self._out.put(self._transcript("partial", words))
 
     async def _finish(self) -> None:
         self._last_partial = ""
@@ -207,7 +198,7 @@ class VoskStream:
         dec = self._decoder
         words = await self._loop.run_in_executor(self._engine._executor, dec.finish)
         if words:
-            self._out.put_nowait(self._transcript("final", words))
+            self._out.put(self._transcript("final", words))
 
     def _transcript(self, kind: str, raw: list[dict[str, Any]]) -> Transcript:
         tl = self._timeline
