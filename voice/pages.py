@@ -39,7 +39,8 @@ async def replay_page(request: web.Request) -> web.Response:
     call_sid = request.match_info["call_sid"]
     body = (f'<section id="replay" data-call-sid="{html.escape(call_sid)}">'
             '<div id="summary"></div><audio id="audio" controls preload="metadata"></audio>'
-            '<div id="timeline"></div><ol id="transcript"></ol></section>')
+            '<div id="timeline"></div><div id="legend"></div><h3>Prompts</h3><ol id="prompts"></ol>'
+            '<h3>Transcript</h3><ol id="transcript"></ol></section>')
     return _page(f"Call {call_sid}", body, "replay.js")
 
 

@@ -31,6 +31,26 @@ async function load() {
     band.title = p.phase;
     timeline.append(band);
   }
+  const colours = {opening: "#c9d3dd", venting: "#e4572e", question: "#2e86de", resolution: "#3aa76d",
+    closing: "#8e7cc3"};
+  const legend = document.getElementById("legend");
+  for (const phase of new Set((call.phases || []).map((p) => p.phase))) {
+    const item = el("span", "", phase);
+    item.style.setProperty("--c", colours[phase] || "#b8c0c8");
+    legend.append(item);
+  }
+  const prompts = document.getElementById("prompts");
+  for (const p of call.prompts || []) {
+    const marker = el("div", "marker");
+    marker.style.left = (100 * p.at / duration) + "%";
+    marker.title = p.id;
+    timeline.append(marker);
+    const adhered = p.adhered === true ? " · followed" : p.adhered === false ? " · not followed" : "";
+    const li = el("li", "", p.at.toFixed(1) + " s — " + p.text + (p.whispered ? " (whispered)" : "") + adhered);
+    li.addEventListener("click", () => { audio.currentTime = p.at; });
+    prompts.append(li);
+  }
+  if (!(call.prompts || []).length) prompts.append(el("li", "muted", "No prompts on this call."));
   const list = document.getElementById("transcript");
   const items = [];
   for (const u of call.utterances) {
