@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import wave
 from typing import Any
 
@@ -221,6 +222,12 @@ async def test_missing_and_repeated_chunks_keep_the_telephony_clock(make_server:
     assert len(left) == 540 * 8
     assert np.abs(left[80 * 8: 500 * 8]).max() == 0  # the hole is silence, in place
     assert np.abs(left[500 * 8:]).max() > 1000  # the late chunks sit at their timestamps
+    async with aiohttp.ClientSession() as client, client.get(server.make_url("/metrics")) as response:
+        metrics = await response.text()
+    repaired = dict(re.findall(r'carecoach_media_repaired_seconds_total\{kind="(\w+)",speaker="customer"\} (\S+)',
+                               metrics))
+    assert float(repaired["gap"]) == pytest.approx(0.42)  # 80 ms → 500 ms
+    assert float(repaired["repeat"]) == pytest.approx(0.04)  # the repeated 40 ms chunk and the old 20 ms one
 
 
 async def test_one_broken_call_does_not_affect_another(make_server: ServerFactory,

@@ -14,6 +14,9 @@ class Metrics:
         self.active_calls = Gauge("carecoach_active_calls", "Calls streaming right now", registry=r)
         self.calls = Counter("carecoach_calls", "Calls finished, by status", ["status"], registry=r)
         self.frames = Counter("carecoach_media_frames", "Media frames accepted", ["speaker"], registry=r)
+        self.media_repaired = Counter(
+            "carecoach_media_repaired_seconds", "Audio filled in for missing chunks (gap) or dropped as already"
+            " received (repeat)", ["speaker", "kind"], registry=r)
         self.frame_errors = Counter(
             "carecoach_frame_errors", "Carrier messages rejected, by reason", ["reason"], registry=r)
         self.utterances = Counter("carecoach_utterances", "Final utterances", ["speaker"], registry=r)

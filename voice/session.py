@@ -77,8 +77,6 @@ class _Track:
     pushed_until: float = 0.0  # stream time just after the last audio sent to the recogniser
     ended_at_wall: float | None = None  # when the VAD closed the latest utterance
     consumer: asyncio.Task[None] | None = None
-    dropped_samples: int = 0
-    gap_samples: int = 0
 
 
 class CallSession:
@@ -170,12 +168,12 @@ class CallSession:
             offset = 0
         if offset >= JITTER_SAMPLES:
             # Missing chunks: keep both tracks on the telephony clock by filling the hole with silence.
-            track.gap_samples += offset
+            self.metrics.media_repaired.labels(speaker, "gap").inc(offset / PIPELINE_RATE)
             self._place(track, bytes(offset * 2))
         elif offset <= -JITTER_SAMPLES:
             # A repeated or overlapping chunk: drop what is already on the timeline.
             overlap = min(-offset, len(pcm) // 2)
-            track.dropped_samples += overlap
+            self.metrics.media_repaired.labels(speaker, "repeat").inc(overlap / PIPELINE_RATE)
             pcm = pcm[overlap * 2:]
         if pcm:
             self.metrics.frames.labels(speaker).inc()
