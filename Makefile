@@ -30,6 +30,7 @@ test-fast: setup-dev
 bench: setup-dev
 	$(BIN)/python benchmarks/asr.py
 	$(BIN)/python benchmarks/latency.py
+	$(BIN)/python benchmarks/capacity.py
 	$(BIN)/python benchmarks/phases.py
 
 lint: setup-dev

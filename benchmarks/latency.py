@@ -2,6 +2,11 @@
 
 Run: .venv/bin/python benchmarks/latency.py [--calls 1 2 4] [--engine pocketsphinx|vosk] [--speed 1]
                                             [--endpoint-silence 0.4 0.3] [--stagger 1.0] [--json out.json]
+                                            [--server carecoach|naive]
+
+`--server naive` runs the same load and measurement against `benchmarks/naive_server.py`, the per-stream
+baseline of DESIGN.md "Budgets" (pocketsphinx only: one decoder process per track, every frame decoded, no
+VAD gate). `benchmarks/capacity.py` uses both to find "calls per core at p95 ≤ 1 s".
 
 For every (endpoint silence, N) pair a fresh server is started as a subprocess on a free loopback port
 with a temporary `CARECOACH_DATA_DIR` (so start-up, CPU, RSS and the server's histogram are per run).
@@ -174,13 +179,23 @@ def _stop_leftovers() -> None:
             server.stop(timeout=5)
 
 
+SERVERS = ("carecoach", "naive")
+
+
 class Server:
-    def __init__(self, engine: str, endpoint_silence: float | None, log_dir: Path) -> None:
+    def __init__(self, engine: str, endpoint_silence: float | None, log_dir: Path,
+                 kind: str = "carecoach") -> None:
+        if kind not in SERVERS:
+            raise ValueError(f"unknown server {kind!r}")
+        if kind == "naive" and engine != "pocketsphinx":
+            raise ValueError("the naive baseline server is pocketsphinx only")
+        self.kind = kind
         self.engine = engine
+        self.endpoint_silence = endpoint_silence
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.data_dir = Path(tempfile.mkdtemp(prefix="carecoach-bench-"))
-        self.log_path = log_dir / f"server-{engine}-{self.port}.log"
+        self.log_path = log_dir / f"server-{kind}-{engine}-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CARECOACH_")
                and k not in ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID")}
         env.update(CARECOACH_DATA_DIR=str(self.data_dir), CARECOACH_ASR_ENGINE=engine,
@@ -201,14 +216,20 @@ class Server:
         self.known_pids: set[int] = set()
 
     async def start(self, limit: float = 120.0) -> None:
-        exe = ROOT / ".venv" / "bin" / "carecoach"
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "voice.cli"]
+        if self.kind == "naive":
+            argv = [sys.executable, str(ROOT / "benchmarks" / "naive_server.py"), "--host", "127.0.0.1",
+                    "--port", str(self.port)]
+            if self.endpoint_silence is not None:
+                argv += ["--endpoint-silence", str(self.endpoint_silence)]
+        else:
+            exe = ROOT / ".venv" / "bin" / "carecoach"
+            cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "voice.cli"]
+            argv = [*cmd, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self._log = self.log_path.open("wb")
         t0 = time.monotonic()
         # A plain Popen (not asyncio's): psutil and the synchronous clean-up path need the handle.
         self.proc = subprocess.Popen(  # noqa: ASYNC220
-            [*cmd, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+            argv, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         _LIVE_SERVERS.add(self)
         self.tree = ServerTree(self.proc.pid)
         async with aiohttp.ClientSession() as http:
@@ -280,6 +301,7 @@ class RunResult:
     silence: float | None
     n: int
     ready_seconds: float
+    server: str = "carecoach"
     latencies: dict[str, list[float]] = field(default_factory=dict)
     missed: dict[str, int] = field(default_factory=dict)
     turns: dict[str, int] = field(default_factory=dict)
@@ -342,7 +364,7 @@ def merge_buckets(parts: list[list[tuple[float, float]]]) -> list[tuple[float, f
 
 async def run_level(args: argparse.Namespace, calls: list[CallFile], n: int, silence: float | None,
                     log_dir: Path) -> RunResult:
-    server = Server(args.engine, silence, log_dir)
+    server = Server(args.engine, silence, log_dir, getattr(args, "server", "carecoach"))
     try:
         await server.start()
         return await measure(args, server, calls, n, silence)
@@ -356,7 +378,7 @@ async def run_level(args: argparse.Namespace, calls: list[CallFile], n: int, sil
 async def measure(args: argparse.Namespace, server: Server, calls: list[CallFile], n: int,
                   silence: float | None) -> RunResult:
     assert server.tree is not None
-    res = RunResult(args.engine, server.model, silence, n, server.ready_seconds)
+    res = RunResult(args.engine, server.model, silence, n, server.ready_seconds, server.kind)
     ws_url = f"ws://127.0.0.1:{server.port}/twilio/stream"
     runs = [CallRun(new_call_sid(), calls[i % len(calls)]) for i in range(n)]
     by_sid = {r.sid: r for r in runs}
@@ -508,7 +530,8 @@ def report(results: list[RunResult], args: argparse.Namespace, started_at: str, 
         f"- machine: nproc {affinity}, {cpu_model()}, {platform.python_implementation()} "
         f"{platform.python_version()}, Linux {platform.release()}",
         f"- load average at start: {load_start} (other jobs may share the machine; per-run load below)",
-        f"- engine: {args.engine}" + (f" — model {results[0].model}" if results and results[0].model else ""),
+        f"- server: {getattr(args, 'server', 'carecoach')}; engine: {args.engine}"
+        + (f" — model {results[0].model}" if results and results[0].model else ""),
         f"- git {rev.stdout.strip() or '?'}{' (+ uncommitted changes)' if dirty else ''}; "
         f"speed {args.speed}x real time; starts staggered by {args.stagger} s; calls cycle through "
         f"{', '.join(sorted({p.stem for p in CALLS_DIR.glob('*.wav')}))}",
@@ -524,7 +547,8 @@ def report(results: list[RunResult], args: argparse.Namespace, started_at: str, 
     for r in results:
         lat = r.latencies["customer"]
         lines.append(
-            f"| {r.engine} | {r.silence if r.silence is not None else 'default (0.4)'} | {r.n} | {ms(pct(lat, 50))} | "
+            f"| {engine_label(r)} | {r.silence if r.silence is not None else 'default (0.4)'} | {r.n} | "
+            f"{ms(pct(lat, 50))} | "
             f"{ms(pct(lat, 95))} | {ms(max(lat) if lat else math.nan)} | {r.missed['customer']}/"
             f"{r.turns['customer']} | {r.cpu_per_call_second:.3f} | {r.peak_rss_mb:.0f} |")
     lines += [
@@ -585,6 +609,10 @@ def report(results: list[RunResult], args: argparse.Namespace, started_at: str, 
     return "\n".join(lines)
 
 
+def engine_label(r: RunResult) -> str:
+    return r.engine if r.server == "carecoach" else f"{r.engine} ({r.server} baseline)"
+
+
 def result_json(r: RunResult) -> dict[str, Any]:
     d = dict(r.__dict__)
     d["latencies"] = {k: [round(x, 4) for x in v] for k, v in r.latencies.items()}
@@ -604,7 +632,7 @@ async def main_async(args: argparse.Namespace) -> int:
     silences: list[float | None] = args.endpoint_silence or [None]
     for silence in silences:
         for n in args.calls:
-            label = f"{args.engine}, silence {silence if silence is not None else 'default'}, {n} call(s)"
+            label = f"{args.server} {args.engine}, silence {silence if silence is not None else 'default'}, {n} call(s)"
             print(f"… {label}: load {loadavg()}", file=sys.stderr, flush=True)
             r = await run_level(args, calls, n, silence, log_dir)
             lat = r.latencies["customer"]
@@ -629,9 +657,14 @@ def main() -> int:
     parser.add_argument("--endpoint-silence", type=float, nargs="+", default=None,
                         help="CARECOACH_ENDPOINT_SILENCE values to sweep (default: the server's own)")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    parser.add_argument("--server", choices=SERVERS, default="carecoach",
+                        help="carecoach (`carecoach serve`) or naive (benchmarks/naive_server.py, the per-stream "
+                        "baseline: a decoder process per track, every frame decoded; pocketsphinx only)")
     args = parser.parse_args()
     if args.speed <= 0:
         parser.error("--speed must be > 0 (latency needs a paced stream)")
+    if args.server == "naive" and args.engine != "pocketsphinx":
+        parser.error("--server naive supports --engine pocketsphinx only")
     try:
         return asyncio.run(main_async(args))
     except (KeyboardInterrupt, asyncio.CancelledError):
