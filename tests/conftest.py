@@ -18,6 +18,7 @@ from voice.app import build_app
 from voice.asr.sphinx_engine import SphinxEngine
 from voice.config import Config
 from voice.simulate import load_stereo
+from voice.tts import Synthesizer
 
 CALLS = Path(__file__).parent / "calls"
 
@@ -35,12 +36,13 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 
 @pytest_asyncio.fixture
 async def make_server(tmp_path: Path, sphinx_engine: SphinxEngine) -> AsyncIterator[ServerFactory]:
-    """Start a real carecoach server on loopback with the shared engine; `**overrides` patch the Config."""
+    """Start a real carecoach server on loopback with the shared engine; `**overrides` patch the Config, and a
+    `synthesizer` (the whisper speech engine) may be supplied."""
     servers: list[TestServer] = []
 
-    async def start(**overrides: Any) -> TestServer:
+    async def start(synthesizer: Synthesizer | None = None, **overrides: Any) -> TestServer:
         config = replace(Config(data_dir=tmp_path / f"data{len(servers)}"), **overrides)
-        server = TestServer(build_app(config, engine=sphinx_engine), host="127.0.0.1")
+        server = TestServer(build_app(config, engine=sphinx_engine, synthesizer=synthesizer), host="127.0.0.1")
         await server.start_server()
         servers.append(server)
         return server

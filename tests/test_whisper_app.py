@@ -11,7 +11,7 @@ import json
 import sqlite3
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,11 +24,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from dialog.store import SCHEMA, CallStore
-from tests.conftest import load_call
-from voice.app import build_app
-from voice.asr.sphinx_engine import SphinxEngine
+from tests.conftest import ServerFactory, load_call
 from voice.codec import pcm16_to_ulaw
-from voice.config import Config, ConfigError, load_config
+from voice.config import ConfigError, load_config
 from voice.simulate import FRAME_SAMPLES, MediaStreamClient, new_call_sid
 from voice.tts import Synthesizer
 from voice.twilio import sign
@@ -114,23 +112,16 @@ Factory = Callable[..., Awaitable[TestServer]]
 
 
 @pytest_asyncio.fixture
-async def make_app(tmp_path: Path, sphinx_engine: SphinxEngine, fake_twilio: FakeTwilio) -> AsyncIterator[Factory]:
+async def make_app(make_server: ServerFactory, fake_twilio: FakeTwilio) -> Factory:
     """A real carecoach server with audio whispers configured against the fake Twilio (unless overridden)."""
-    servers: list[TestServer] = []
+    whisper_config = {"public_url": PUBLIC, "agent_dial": AGENT_DIAL, "twilio_account_sid": ACCOUNT,
+                      "twilio_auth_token": TOKEN, "whisper_app_sid": APP_SID, "whisper_caller_id": CALLER_ID,
+                      "twilio_api_url": fake_twilio.url}
 
     async def start(synthesizer: Synthesizer | None = None, **overrides: Any) -> TestServer:
-        config = Config(data_dir=tmp_path / f"data{len(servers)}", public_url=PUBLIC, agent_dial=AGENT_DIAL,
-                        twilio_account_sid=ACCOUNT, twilio_auth_token=TOKEN, whisper_app_sid=APP_SID,
-                        whisper_caller_id=CALLER_ID, twilio_api_url=fake_twilio.url)
-        server = TestServer(build_app(replace(config, **overrides), engine=sphinx_engine, synthesizer=synthesizer),
-                            host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
-        return server
+        return await make_server(synthesizer, **{**whisper_config, **overrides})
 
-    yield start
-    for server in servers:
-        await server.close()
+    return start
 
 
 def ws_url(server: TestServer, path: str) -> str:
