@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from dialog.store import StoreError
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)
 
 
@@ -30,6 +32,9 @@ class Metrics:
         self.signature_failures = Counter(
             "carecoach_signature_failures", "Requests refused for a bad Twilio signature", registry=r)
         self.live_subscribers = Gauge("carecoach_live_subscribers", "Open live-event sockets", registry=r)
+
+    def count_db_error(self, exc: StoreError) -> None:
+        self.db_errors.labels("true" if exc.retryable else "false").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

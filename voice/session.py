@@ -324,7 +324,7 @@ class CallSession:
             await self.store.update_call(self.call_sid, phases=self.tracker.timeline(),
                                          prompts=self.coach.prompts_record(), metrics=self.coach.metrics(), **extra)
         except StoreError as exc:
-            self.metrics.db_errors.labels(str(exc.retryable).lower()).inc()
+            self.metrics.count_db_error(exc)
             log.warning("call %s: coaching state not saved: %s", self.call_sid, exc)
             return False
         return True
@@ -338,7 +338,7 @@ class CallSession:
             try:
                 await self.store.append_utterances(self.call_sid, batch)
             except StoreError as exc:
-                self.metrics.db_errors.labels(str(exc.retryable).lower()).inc()
+                self.metrics.count_db_error(exc)
                 log.warning("call %s: %d utterance(s) kept in memory, database write failed: %s",
                             self.call_sid, len(batch), exc)
                 return False
@@ -390,7 +390,7 @@ class CallSession:
             if await self.store.set_inferred_outcome(self.call_sid, outcome):
                 self.hub.publish(self._event("outcome", end, **outcome))
         except StoreError as exc:
-            self.metrics.db_errors.labels(str(exc.retryable).lower()).inc()
+            self.metrics.count_db_error(exc)
             log.warning("call %s: outcome not saved: %s", self.call_sid, exc)
         recording = await self.recorder.close() if self.recorder is not None else None
         if self.recorder is not None and self.recorder.failed:
@@ -402,7 +402,7 @@ class CallSession:
         try:
             await self.store.update_call(self.call_sid, **fields)
         except StoreError as exc:
-            self.metrics.db_errors.labels(str(exc.retryable).lower()).inc()
+            self.metrics.count_db_error(exc)
             log.error("call %s: could not record its end (%s); it will be marked interrupted on restart",
                       self.call_sid, exc)
         self.metrics.active_calls.dec()
