@@ -9,8 +9,9 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 # Debian packages: espeak-ng (pyttsx3's voice for whispers), sox (regenerating test calls), and real
-# English test audio with reference transcripts for the ASR word-error-rate tests.
-DEBIAN_TEST_PACKAGES := espeak-ng sox asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata
+# English test audio with reference transcripts for the ASR word-error-rate tests, chromium (page tests,
+# driven by Playwright) and postgresql (the replica store tests start a throwaway server on loopback).
+DEBIAN_TEST_PACKAGES := espeak-ng sox asterisk-core-sounds-en-wav asterisk-core-sounds-en pocketsphinx-testdata chromium postgresql
 DEBIAN_RUNTIME_PACKAGES := espeak-ng
 
 .PHONY: demo test test-fast bench lint setup setup-dev debian-runtime debian-test serve clean
