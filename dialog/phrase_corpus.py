@@ -130,6 +130,52 @@ SLOTS: dict[str, list[str]] = {
         its freezing outside|the exam was really hard|i didnt sleep well|im a bit nervous|
         i miss my family|the team played badly last night|that was a scary movie|
         the economy is in a bad way|the weather has been awful all week""".split("|"),
+    "grievance_plain": """my order was meant to come on tuesday and there is still no sign of it|
+        paid for two tickets and only got one|the {product} you sold me lasted a month|
+        your app logs me out every time i open it|my {product} has been showing an error since the update|
+        the {product} turned up with a dent in it|the {product} switches itself off after ten minutes|
+        i was told someone would ring me back and no one did|the price on the shelf was not the price at the till|
+        my card was charged but the order says failed|i have sent three emails and had no answer|
+        the queue on your helpline is over an hour|the chat closed before anyone answered|
+        the bus drove straight past the stop|the train was cancelled with no notice|
+        half my shopping was missing from the delivery|they substituted everything in my order|
+        the courier said nobody was home but i was in all day|my {product} is making a clicking noise again|
+        the portal wont accept my password even after a reset|my account got locked for no reason|
+        the refund was promised in five days and its been three weeks|my {product} only charges to half|
+        the speeds i get are nowhere near what i pay for|i got a letter saying i owe money i already paid|
+        the room we booked was given away|we waited an hour for a table we had reserved|
+        my parcel has been in the depot for a week|the tracking hasnt moved since friday|
+        your site keeps timing out at checkout|the update made my {product} slower|
+        two months and my {product} still isnt repaired|the replacement is faulty as well|
+        you sent the same wrong size twice|the coupon you emailed me doesnt work|
+        the engineer never showed up for the appointment|i was kept on hold and then cut off|
+        the product looks nothing like the picture|the seats were filthy and the toilet was out of order|
+        i keep getting bills for an account i closed|my flight got moved and i only found out at the airport|
+        the food arrived cold and an hour late|my money has left my account but the payment shows pending""".split("|"),
+    "grievance_question": """why does my {product} keep turning itself off|how long does it take to get a simple refund|
+        why has my bill gone up again|why is nobody answering the phone|when will my {product} actually work|
+        how is it still not fixed|why was i charged twice|why do i have to pay for your mistake|
+        where is my order i paid for next day delivery|why did you cancel my order without telling me|
+        is anyone going to reply to my email|why is the app down again|how many more days do i have to wait|
+        why is the {product} so slow since the update|when are you going to refund me|
+        what is the point of express delivery if it takes a week|why cant i log in to my account|
+        is it normal for a new {product} to break in a week|why does the website never work|
+        how hard can it be to deliver a parcel""".split("|"),
+    "broken_promise": """said it would be here yesterday|promised me a call back|told me it was fixed|
+        said the refund was on its way|promised a replacement weeks ago|said there would be no charge|
+        told me the engineer was booked|said my complaint was escalated""".split("|"),
+    "tweet_neutral": """just ordered a new {product} from {brand}|cant wait for my {product} to arrive|
+        loving the new {product}|great service from {brand} today|thanks {brand} for sorting my {product} so quickly|
+        {brand} do you have this jacket in blue|is the {brand} sale on in store as well|
+        anyone know if {brand} delivers on sundays|does {brand} price match|
+        what time does {brand} open on bank holidays|
+        my {product} arrived early thanks|{brand} the new store looks great|watching the game tonight|
+        this weather is mad|happy new year everyone|monday mornings are the worst haha|
+        cant believe how fast this year went|my cat just knocked my coffee over|
+        traffic is terrible today hope everyone gets home safe|the new episode was so good|
+        cant decide what to have for dinner|this song is stuck in my head|
+        {brand} is giving away free coffee today|just finished a ten mile run|
+        who else is watching the match""".split("|"),
     "opinion": """the new season of that show is the worst one yet|that referee was terrible|
         the villain in that film was horrible but brilliant|politics is such a mess right now|
         this song is so bad its good|my cat hates the vacuum|kids hate broccoli|
@@ -359,6 +405,25 @@ VENTING = [
     "this is the worst meal ive ever had",
     "you call this a hotel",
     "you call this customer service",
+    # complaints to a company told flatly: an expectation broken, no anger word needed
+    "{brand} {grievance_plain}",
+    "{grievance_plain}",
+    "{grievance_plain} {brand}",
+    "hey {brand} {grievance_plain}",
+    "{grievance_plain} please sort it out",
+    "{grievance_plain} can someone help",
+    "{grievance_plain} help",
+    "{grievance_plain} what do i do now",
+    "{grievance_plain} why",
+    "{grievance_plain} and nobody has replied",
+    "{grievance_plain} is this normal",
+    "{brand} {grievance_question}",
+    "{grievance_question}",
+    "hey {brand} {grievance_question}",
+    "{grievance_question} {brand}",
+    "{brand} you {broken_promise}",
+    "you {broken_promise}",
+    "{company} {broken_promise}",
 ]
 
 QUESTION = [
@@ -792,6 +857,10 @@ OTHER = [
     "just booked {thing} so excited",
     "finally finished my exams",
     "{brand} stock is up today",
+    "{tweet_neutral}",
+    "{tweet_neutral} haha",
+    "{tweet_neutral} so happy",
+    "{tweet_neutral} love it",
 ]
 
 FILLERS = ["", "", "", "", "um ", "uh ", "well ", "so ", "oh ", "yeah ", "okay ", "and ", "but ", "look "]

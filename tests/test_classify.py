@@ -245,3 +245,92 @@ def test_threats_history_and_adverbs_are_venting(clf: UtteranceClassifier, text:
 ])
 def test_plain_requests_and_streaks_are_not_venting(clf: UtteranceClassifier, text: str) -> None:
     assert clf.classify(text).phase != "venting"
+
+
+# --- issue #3: indirect questions, requests, calm reports, opening complaints, short turns ----------
+
+_ASKED = [("agent", "what seems to be the trouble with it")]
+
+
+@pytest.mark.parametrize("text", [
+    "i wondered when the next bill is due",
+    "any idea when my parcel will turn up",
+    "tell me how i reset the router",
+    "i was just wondering whether the shop opens on sundays",
+])
+def test_indirect_questions_without_wh_inversion(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase == "question"
+
+
+@pytest.mark.parametrize("text", ["and the name address and postcode please", "and your date of birth please"])
+def test_agent_lists_details_without_a_verb(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text, "agent", context=_ASKED).phase == "question"
+
+
+def test_suggestion_with_how_about_is_not_a_question(clf: UtteranceClassifier) -> None:
+    assert clf.classify("how about the blue one", context=_ASKED).phase == "other"
+    assert clf.classify("how about you", context=_ASKED).phase == "question"
+
+
+def test_tag_question_with_aint(clf: UtteranceClassifier) -> None:
+    assert clf.classify("thats an old payphone aint it", "agent", context=_ASKED).phase == "question"
+
+
+@pytest.mark.parametrize("text", ["okay thanks", "yes", "mhm right", "cheers bye", "not yet i havent"])
+def test_short_acknowledgements_are_other(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text, context=_ASKED).phase == "other"
+    assert clf.classify(text).phase == "other"
+
+
+@pytest.mark.parametrize("text", [
+    "your staff are so unhelpful and the website is subpar",
+    "thanks for ruining my weekend",
+    "get your act together",
+    "the app is down again and i cant log in",
+    "why is my order still not here it was supposed to come monday",
+])
+def test_venting_without_profanity(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase == "venting"
+
+
+def test_calm_fault_report_mid_conversation_is_an_answer(clf: UtteranceClassifier) -> None:
+    # Opening a contact with a fault is a complaint; the same words answering "what is wrong" inform.
+    text = "the screen doesnt work"
+    assert clf.classify(text).phase == "venting"
+    answer = clf.classify(text, context=_ASKED)
+    assert answer.phase == "other"
+    assert 0 < answer.scores["venting"] < 1
+    # Anger or a grievance history still makes it venting mid-conversation.
+    assert clf.classify("my bill is wrong again and nobody has called me back", context=_ASKED).phase == "venting"
+
+
+def test_clear_question_about_a_fault_mid_conversation(clf: UtteranceClassifier) -> None:
+    text = "does that mean theres a fault on the line"
+    assert clf.classify(text, context=_ASKED).phase == "question"
+
+
+def test_opening_turn_weak_cues_add_up() -> None:
+    clf = UtteranceClassifier()
+    one_cue = clf.classify("my sister hasnt come home yet but she will soon")
+    assert one_cue.phase != "venting"
+    many = clf.classify("still no refund and it isnt fixed yet why")
+    assert many.phase == "venting"
+    assert clf.classify("still no refund and it isnt fixed yet why", context=_ASKED).scores["venting"] \
+        <= many.scores["venting"]
+
+
+@pytest.mark.parametrize("text", ["i have a terrible headache today", "oh i have an awful toothache"])
+def test_illness_is_misfortune_not_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase == "other"
+
+
+def test_shipped_phrase_weights_match_a_fresh_training_run() -> None:
+    from dialog import phrase_weights as pw
+    from dialog.phrase_corpus import generate
+    from dialog.train_phrases import train
+
+    weights, bias = train(generate())
+    assert set(weights) == set(pw.WEIGHTS)
+    assert bias == pytest.approx(list(pw.BIAS), abs=2e-3)
+    worst = max(abs(a - b) for f, w in weights.items() for a, b in zip(w, pw.WEIGHTS[f], strict=True))
+    assert worst <= 2e-3, "dialog/phrase_weights.py is stale: run .venv/bin/python -m dialog.train_phrases"
