@@ -141,8 +141,10 @@ class UtteranceClassifier:
         # structure either way: declarative questions, requests for details, chit-chat answers.
         p_model = self._model.probabilities(tokens)
         q = max(q + _W_MODEL_QUESTION * (p_model["question"] - 0.5), 0.0)
-        v, angry = self._venting_score(norm, tokens, sentiment, speaker, context, cues)
-        if v > 0 or not context:
+        # The speaker's first turn says why they got in touch, even after the other side's greeting.
+        opening = all(earlier != speaker for earlier, _ in context)
+        v, angry = self._venting_score(norm, tokens, sentiment, speaker, context, cues, opening)
+        if v > 0 or opening:
             # The phrase model also weighs wording no rule names ("get your act together"); it may
             # tip a turn that already carries a cue, or an opening complaint, but not decide alone.
             v += _W_MODEL_VENT * max(p_model["venting"] - 0.5, 0.0)
@@ -261,13 +263,13 @@ class UtteranceClassifier:
         speaker: str,
         context: Sequence[tuple[str, str]],
         cues: AudioCues | None,
+        opening: bool,
     ) -> tuple[float, bool]:
         """Venting score and whether an anger/contempt phrase (not just a problem report) was heard."""
         anger = len(self._vent_anger.findall(norm))
         grievance = len(self._vent_grievance.findall(norm))
         weak = len(self._vent_weak.findall(norm))
         mild = min(len(self._vent_mild.findall(norm)), 2)
-        opening = not context
         if speaker == "agent":
             # Agents describe faults and policies for a living; their problem words count for little.
             grievance_w = _W_GRIEVANCE * 0.5

@@ -331,3 +331,10 @@ def test_shipped_phrase_weights_match_a_fresh_training_run() -> None:
     assert bias == pytest.approx(list(pw.BIAS), abs=2e-3)
     worst = max(abs(a - b) for f, w in weights.items() for a, b in zip(w, pw.WEIGHTS[f], strict=True))
     assert worst <= 2e-3, "dialog/phrase_weights.py is stale: run .venv/bin/python -m dialog.train_phrases"
+
+
+def test_the_customers_first_turn_opens_the_contact_even_after_the_agents_greeting(
+        clf: UtteranceClassifier) -> None:
+    greeting = [("agent", "thanks for calling northwind how can i help")]
+    text = "my internet has dropped out every evening this week"
+    assert clf.classify(text, context=greeting).phase == clf.classify(text).phase == "venting"
