@@ -14,6 +14,8 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
+# The throwaway PostgreSQL server (session) and a fresh database on it (per test): see tests/pg.py.
+from tests.pg import postgres, postgres_url  # noqa: F401
 from voice.app import build_app
 from voice.asr.sphinx_engine import SphinxEngine
 from voice.config import Config

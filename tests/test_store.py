@@ -1,4 +1,6 @@
-"""dialog.store.CallStore against a real SQLite file."""
+"""dialog.store.CallStore against a real SQLite file and a real PostgreSQL server: every test that is not
+about SQLite itself runs on both backends (`database_url` is parametrised), so they really share one code
+path. PostgreSQL-only behaviour (migrations racing, lost connections) is in test_store_postgres.py."""
 
 from __future__ import annotations
 
@@ -22,8 +24,24 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "carecoach.db"  # the parent does not exist yet
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, db_path: Path) -> str:
+    if request.param == "sqlite":
+        return url(db_path)
+    postgres_url: str = request.getfixturevalue("postgres_url")  # a fresh database on the test server
+    return postgres_url
+
+
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[CallStore]:
+async def store(database_url: str) -> AsyncIterator[CallStore]:
+    s = CallStore(database_url)
+    await s.open()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def sqlite_store(db_path: Path) -> AsyncIterator[CallStore]:
     s = CallStore(url(db_path))
     await s.open()
     yield s
@@ -39,13 +57,13 @@ def utt(seq: int, start: float, text: str = "hello", speaker: str = "customer") 
                      phase="other", confidence=0.8, words=(Word(text.split()[0], start, start + 0.3, 0.9),))
 
 
-def test_rejects_non_sqlite_url() -> None:
-    with pytest.raises(ValueError, match="postgresql"):
-        CallStore("postgresql://db/cc")
+def test_rejects_an_unknown_url_scheme() -> None:
+    with pytest.raises(ValueError, match="mysql"):
+        CallStore("mysql://db/cc")
 
 
-async def test_open_creates_schema_in_wal_mode(store: CallStore, db_path: Path) -> None:
-    assert await store.ping()
+async def test_open_creates_schema_in_wal_mode(sqlite_store: CallStore, db_path: Path) -> None:
+    assert await sqlite_store.ping()
     with sqlite3.connect(db_path) as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in other.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -54,14 +72,14 @@ async def test_open_creates_schema_in_wal_mode(store: CallStore, db_path: Path) 
     other.close()
 
 
-async def test_reopening_an_existing_database_keeps_schema_and_data(db_path: Path) -> None:
-    first = CallStore(url(db_path))
+async def test_reopening_an_existing_database_keeps_schema_and_data(database_url: str) -> None:
+    first = CallStore(database_url)
     await first.open()
     await first.create_call(new_call("CA1", from_number="+14155550100"))
     await first.append_utterances("CA1", [utt(0, 1.0, "my bill is wrong")])
     await first.close()  # as after a crash-restart: nothing is held in memory
 
-    second = CallStore(url(db_path))
+    second = CallStore(database_url)
     await second.open()
     try:
         call = await second.get_call("CA1")
@@ -72,10 +90,11 @@ async def test_reopening_an_existing_database_keeps_schema_and_data(db_path: Pat
         await second.close()
 
 
-async def test_data_is_visible_to_another_connection_before_close(store: CallStore, db_path: Path) -> None:
+async def test_data_is_visible_to_another_connection_before_close(sqlite_store: CallStore,
+                                                                  db_path: Path) -> None:
     # Committed per operation: a crash right after append loses nothing.
-    await store.create_call(new_call("CA1"))
-    await store.append_utterances("CA1", [utt(0, 1.0)])
+    await sqlite_store.create_call(new_call("CA1"))
+    await sqlite_store.append_utterances("CA1", [utt(0, 1.0)])
     other = sqlite3.connect(db_path)
     try:
         assert other.execute("SELECT count(*) FROM utterances WHERE call_sid='CA1'").fetchone()[0] == 1
@@ -191,6 +210,31 @@ async def test_interrupt_stale_calls(store: CallStore) -> None:
     assert await store.interrupt_stale_calls("2026-11-23T12:00:00Z") == 0
 
 
+async def test_orphaned_calls_are_those_of_replicas_whose_lease_ran_out(database_url: str) -> None:
+    a, b = CallStore(database_url, replica="a"), CallStore(database_url, replica="b")
+    await a.open()
+    await b.open()
+    try:
+        for replica in (a, b):
+            await replica.renew_lease("2026-11-23T10:00:00Z")
+        await a.create_call(new_call("CA1"))
+        await b.create_call(new_call("CA2"))
+        await a.append_utterances("CA1", [utt(0, 1.0)])
+        await a.renew_lease("2026-11-23T10:01:00Z")  # b stopped renewing: it crashed
+        assert await a.interrupt_orphaned_calls("2026-11-23T10:01:00Z", alive_since="2026-11-23T10:00:30Z") == 1
+        kept, orphan = await a.get_call("CA1"), await a.get_call("CA2")
+        assert kept is not None and kept["status"] == "live" and len(kept["utterances"]) == 1
+        assert orphan is not None and (orphan["status"], orphan["ended_at"]) == ("interrupted", "2026-11-23T10:01:00Z")
+        assert await a.interrupt_orphaned_calls("2026-11-23T10:01:10Z", alive_since="2026-11-23T10:00:40Z") == 0
+        await a.create_call(new_call("CA2"))  # the caller's stream reconnects, to replica a: a owns it now
+        assert await a.interrupt_orphaned_calls("2026-11-23T10:01:20Z", alive_since="2026-11-23T10:00:50Z") == 0
+        resumed = await b.get_call("CA2")
+        assert resumed is not None and resumed["status"] == "live"
+    finally:
+        await a.close()
+        await b.close()
+
+
 # --- listing ---------------------------------------------------------------------------------------
 
 
@@ -211,11 +255,12 @@ async def listed(store: CallStore) -> CallStore:
 
 
 async def sids(store: CallStore, **filters: object) -> list[str]:
-    return [c["call_sid"] for c in await store.list_calls(**filters)]  # type: ignore[arg-type]
+    calls, _ = await store.search_calls(**filters)  # type: ignore[arg-type]
+    return [c["call_sid"] for c in calls]
 
 
 async def test_list_newest_first_without_utterances(listed: CallStore) -> None:
-    calls = await listed.list_calls()
+    calls, _ = await listed.search_calls()
     # CA4 and CA5 started at the same instant: the later-created one comes first.
     assert [c["call_sid"] for c in calls] == ["CA5", "CA4", "CA3", "CA2", "CA1"]
     assert all("utterances" not in c for c in calls)
@@ -256,7 +301,8 @@ async def test_list_q_backslash_is_literal(store: CallStore) -> None:
 # --- failures ----------------------------------------------------------------------------------------
 
 
-async def test_locked_database_is_retryable(store: CallStore, db_path: Path) -> None:
+async def test_locked_database_is_retryable(sqlite_store: CallStore, db_path: Path) -> None:
+    store = sqlite_store
     # The store waits up to 5 s for a lock; shorten that for the test (white-box: via the store's own
     # connection thread) so the lock error arrives at once.
     await store._run(lambda db: db.execute("PRAGMA busy_timeout=50"))
@@ -283,8 +329,8 @@ async def test_open_failure_is_a_store_error(tmp_path: Path) -> None:
     await s.close()
 
 
-async def test_operations_before_open_fail_cleanly(db_path: Path) -> None:
-    s = CallStore(url(db_path))
+async def test_operations_before_open_fail_cleanly(database_url: str) -> None:
+    s = CallStore(database_url)
     assert await s.ping() is False
     with pytest.raises(StoreError) as info:
         await s.get_call("CA1")
@@ -292,16 +338,16 @@ async def test_operations_before_open_fail_cleanly(db_path: Path) -> None:
     await s.close()
 
 
-async def test_ping_is_false_after_close(db_path: Path) -> None:
-    s = CallStore(url(db_path))
+async def test_ping_is_false_after_close(database_url: str) -> None:
+    s = CallStore(database_url)
     await s.open()
     assert await s.ping() is True
     await s.close()
     assert await s.ping() is False
 
 
-async def test_writes_after_close_raise_store_error(db_path: Path) -> None:
-    s = CallStore(url(db_path))
+async def test_writes_after_close_raise_store_error(database_url: str) -> None:
+    s = CallStore(database_url)
     await s.open()
     await s.close()
     with pytest.raises((StoreError, RuntimeError)):
