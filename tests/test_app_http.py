@@ -428,9 +428,10 @@ async def test_api_tokens_guard_the_api_pages_and_live_feeds(make_server: Server
         assert (await request(server, "GET", "/api/calls", **bad))[0] == 401, bad
     assert (await request(server, "GET", "/api/calls/CAUNKNOWN"))[0] == 401  # no leak of existence
 
-    # Pages need a token too.
-    assert (await request(server, "GET", "/calls"))[0] == 401
-    assert (await request(server, "GET", "/calls/CA123"))[0] == 401
+    # Pages need a token too: a visitor without one is sent to sign in (tests/test_pages.py covers /login).
+    for page in ("/calls", "/calls/CA123"):
+        status, headers, _ = await request(server, "GET", page, allow_redirects=False)
+        assert status == 303 and headers["Location"].startswith("/login?next="), page
     assert (await request(server, "GET", "/calls?token=sup-token"))[0] == 200
 
     # WebSockets: the token rides in the query string.
