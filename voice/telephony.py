@@ -6,29 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
 from urllib.parse import urlencode
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from twilio.twiml.voice_response import VoiceResponse
 
-from dialog.classify import AudioCues, UtteranceClassifier
-from dialog.coach import Card, Coach
-from dialog.redact import redact
-from dialog.types import NewCall, Phase
+from dialog.store import StoreError
+from dialog.types import CallStatus, NewCall
+from voice.calls import CallRefused, StreamErrors, at_capacity, finish_shielded, open_session
 from voice.ids import CALL_SID, E164, TWILIO_CALL_SID
-from voice.recording import Recorder
-from voice.session import AudioCueValues, CallSession
+from voice.logs import CALL_SID as CALL_SID_LOG
+from voice.logs import bind_call
+from voice.session import CallSession
 from voice.state import (
-    CLASSIFIER,
     CONFIG,
-    ENGINE,
     HARD_MESSAGE_LIMIT,
-    HUB,
     METRICS,
-    PLAYBOOK,
-    SESSIONS,
     STORE,
     WHISPERS,
     utc_now,
@@ -46,7 +39,6 @@ from voice.twilio import (
     stream_url,
     voice_twiml,
 )
-from voice.types import Speaker
 from voice.whisper import (
     WhisperChannel,
     whisper_stream_url,
@@ -193,37 +185,11 @@ async def twilio_whisper(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-def _classify_with(classifier: UtteranceClassifier) -> Callable[..., tuple[Phase, float]]:
-    def classify(text: str, speaker: Speaker, context: Sequence[tuple[str, str]],
-                 cues: AudioCueValues) -> tuple[Phase, float]:
-        result = classifier.classify(text, speaker, context=context,
-                                     cues=AudioCues(cues.loudness_ratio, cues.rate_ratio, cues.overlap))
-        return result.phase, result.sentiment
-
-    return classify
-
-
 async def _open_session(request: web.Request, start: Start) -> CallSession:
-    app = request.app
-    config = app[CONFIG]
-    if not CALL_SID.match(start.call_sid):
-        raise FrameError("invalid callSid")
     params = start.parameters
     call = NewCall(start.call_sid, start.stream_sid, utc_now(), params.get("from", ""), params.get("to", ""),
                    params.get("agent", ""), "twilio")
-    existing = await app[STORE].get_call(call.call_sid)
-    first_seq = 1 + max((u["seq"] for u in existing["utterances"]), default=-1) if existing else 0
-    recorder = Recorder(config.recordings_dir / call.call_sid) if config.recordings else None
-    cards: tuple[Card, ...] = app[PLAYBOOK]
-    whispers = app[WHISPERS]
-    whisper = whispers.for_call(call.call_sid) if await whispers.wanted(app[STORE], call.agent) else None
-    session = CallSession(
-        call, engine=app[ENGINE], store=app[STORE], hub=app[HUB], metrics=app[METRICS],
-        classify=_classify_with(app[CLASSIFIER]), redact=redact if config.redact_pii else None,
-        recorder=recorder, coach=Coach(cards), whisper=whisper, endpoint_silence=config.endpoint_silence,
-        wall_clock=utc_now)
-    await session.start(first_seq)
-    return session
+    return await open_session(request.app, call)
 
 
 async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
@@ -231,27 +197,15 @@ async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
     config = app[CONFIG]
     # Twilio signs the upgrade over the URL the TwiML advertised, with no parameters.
     _check_twilio_signature(request, stream_url(_base_url(request)), {})
-    if len(app[SESSIONS]) >= config.max_calls:
+    if at_capacity(app):
         raise web.HTTPServiceUnavailable(text="too many calls in progress")
     ws = web.WebSocketResponse(max_msg_size=HARD_MESSAGE_LIMIT, heartbeat=30)
     await ws.prepare(request)
+    app[STREAM_SOCKETS].add(ws)
     session: CallSession | None = None
     stopped = False
-    errors_before_start = 0
-    metrics = app[METRICS]
-
-    def reject(reason: str, detail: str) -> None:
-        nonlocal errors_before_start
-        if session is not None:
-            session.count_error(reason)
-            count = session.frame_errors
-        else:
-            metrics.frame_errors.labels(reason).inc()
-            errors_before_start += 1
-            count = errors_before_start
-        if count <= 5 or count % 100 == 0:  # keep a flood of bad frames from flooding the log
-            log.warning("stream %s: dropped a message (%s): %s [%d so far]",
-                        session.call_sid if session else "(no start yet)", reason, detail, count)
+    errors = StreamErrors(app[METRICS], "stream")
+    reject = errors.reject
 
     try:
         async for msg in ws:
@@ -278,17 +232,23 @@ async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
                     if session is not None:
                         reject("duplicate_start", "a second start on one stream")
                         continue
-                    if message.call_sid in app[SESSIONS]:
-                        reject("duplicate_call", f"call {message.call_sid} is already streaming")
-                        continue
+                    # Every log line of this handler and of the tasks the session starts carries the call.
+                    bound = bind_call(message.call_sid if CALL_SID.match(message.call_sid) else None)
                     try:
                         session = await _open_session(request, message)
-                    except FrameError as exc:
-                        reject("malformed", str(exc))
+                    except CallRefused as exc:
+                        reject(exc.reason, str(exc))
+                        CALL_SID_LOG.reset(bound)
                         continue
-                    app[SESSIONS][session.call_sid] = session
-                    for _ in range(errors_before_start):
-                        session.count_error("before_start")
+                    except StoreError as exc:
+                        # Nothing could be kept: say so once and let the stream go (the phone call itself
+                        # goes on; /readyz already reports the database down so new calls go elsewhere).
+                        app[METRICS].count_db_error(exc)
+                        log.error("call %s: not transcribed: the database is unavailable (%s)", message.call_sid,
+                                  exc)
+                        CALL_SID_LOG.reset(bound)
+                        break
+                    errors.attach(session)
                     log.info("call %s: stream %s started", session.call_sid, message.stream_sid)
                 case Stop():
                     stopped = True
@@ -298,26 +258,29 @@ async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
                 case _:
                     pass  # connected, mark and unknown events need no action
     finally:
+        app[STREAM_SOCKETS].discard(ws)
         if session is not None:
-            status = "ended" if stopped else "interrupted"
-            # Shielded: a cancelled handler (server shutdown) must still finalise what was heard.
-            await asyncio.shield(finish_session(app, session, status))
+            status: CallStatus = "ended" if stopped else "interrupted"
+            await finish_shielded(app, session, status)
     await ws.close()
     return ws
 
 
-async def finish_session(app: web.Application, session: CallSession, status: Any) -> None:
-    try:
-        await session.finish(status)
-    finally:
-        app[SESSIONS].pop(session.call_sid, None)
-        log.info("call %s: %s after %.1f s, %d utterances, %d bad frames", session.call_sid, status,
-                 session.duration, len(session.utterances), session.frame_errors)
+#: The open Media Stream sockets, so shutdown can close them instead of waiting out Twilio's call.
+STREAM_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("twilio_stream_sockets")
 
 
+async def _close_streams(app: web.Application) -> None:
+    """On shutdown (SIGTERM), before the server waits for handlers: close every call's socket (1001 going
+    away), so each handler ends its call `interrupted` with everything heard so far and returns at once."""
+    sockets: set[web.WebSocketResponse] = app[STREAM_SOCKETS]
+    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                           for ws in list(sockets)), return_exceptions=True)
 
 
 def add_routes(app: web.Application) -> None:
+    app[STREAM_SOCKETS] = set()
+    app.on_shutdown.append(_close_streams)
     app.router.add_post("/twilio/voice", twilio_voice)
     app.router.add_post("/twilio/status", twilio_status)
     app.router.add_get("/twilio/stream", twilio_stream)
