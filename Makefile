@@ -28,10 +28,10 @@ test: setup-dev
 test-fast: setup-dev
 	$(BIN)/pytest -m "not slow and not benchmark" $(PYTEST_ARGS)
 
+# bench: ~10-12 min on 2 cores (load.py 8-10 of them); `make bench BENCH_ARGS=--quick` runs a ~3 min load benchmark.
 bench: setup-dev
 	$(BIN)/python benchmarks/asr.py
-	$(BIN)/python benchmarks/latency.py
-	$(BIN)/python benchmarks/capacity.py
+	$(BIN)/python benchmarks/load.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/phases.py
 
 lint: setup-dev

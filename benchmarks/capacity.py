@@ -1,5 +1,8 @@
 """Capacity: "calls per core at p95 ≤ 1 s", carecoach vs the naive per-stream baseline, in one run.
 
+`benchmarks/load.py` (`make bench`) reports this together with latency and resources; it reuses this
+module's `verdict`, `level_estimate` and `cores`.
+
 Run: .venv/bin/python benchmarks/capacity.py [--levels 1 2 4 6 8 10 12] [--max-calls 12] [--p95 1.0]
                                              [--budget-minutes 12] [--servers carecoach naive] [--json out.json]
 

@@ -1,5 +1,8 @@
 """End-to-end latency and capacity, measured from outside a real `carecoach serve`.
 
+The one command for the whole load benchmark is `benchmarks/load.py` (`make bench`), which reuses this
+module's server control and measurement; this script remains for sweeps (e.g. `--endpoint-silence`).
+
 Run: .venv/bin/python benchmarks/latency.py [--calls 1 2 4] [--engine pocketsphinx|vosk] [--speed 1]
                                             [--endpoint-silence 0.4 0.3] [--stagger 1.0] [--json out.json]
                                             [--server carecoach|naive]
@@ -64,6 +67,7 @@ from voice.simulate import load_stereo, new_call_sid, stream_call  # noqa: E402
 CALLS_DIR = ROOT / "tests" / "calls"
 SPEAKERS = ("customer", "agent")
 MATCH_SLACK = 0.5  # an utterance belongs to a turn if its end is within the turn ± this
+SAME_BURST = 0.1  # s: a prompt arriving later than this after an utterance was not fired by it
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -322,6 +326,12 @@ class RunResult:
     load_after: str = ""
     wall: float = 0.0
     call_seconds: float = 0.0
+    # arrival of a `prompt` minus arrival of the `utterance` that fired it (same call, at == end), s
+    prompt_delays: list[float] = field(default_factory=list)
+    prompt_hist: tuple[float, float, float, int] | None = None  # server: utterance → prompt p50, p95, max ≤, n
+    asr_lag_peak: float = math.nan  # highest carecoach_asr_lag_seconds seen while sampling, s
+    shed_utterances: int = 0  # agent utterances recorded but not recognised under ASR overload
+    overload_changes: int = 0  # overload state flips (live `overload` events seen)
 
 
 def parse_histogram(text: str, name: str) -> dict[str, list[tuple[float, float]]]:
@@ -336,6 +346,14 @@ def parse_histogram(text: str, name: str) -> dict[str, list[tuple[float, float]]
         le = math.inf if labels["le"] == "+Inf" else float(labels["le"])
         out.setdefault(labels.get("speaker", ""), []).append((le, float(m.group(2))))
     return {k: sorted(v) for k, v in out.items()}
+
+
+def metric_value(text: str, name: str) -> float:
+    """Sum of a metric's samples over all label sets (ValueError if it is absent)."""
+    found = [float(m.group(1)) for m in re.finditer(rf'^{name}(?:\{{[^}}]*\}})? ([0-9.e+-]+)$', text, re.M)]
+    if not found:
+        raise ValueError(f"{name} not in /metrics")
+    return sum(found)
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
@@ -405,9 +423,16 @@ async def measure(args: argparse.Namespace, server: Server, calls: list[CallFile
         listener = asyncio.create_task(listen())
 
         async def sampler() -> None:
+            ticks = 0
             while True:
                 server.tree.sample()  # type: ignore[union-attr]
                 server.remember_pids()
+                ticks += 1
+                if ticks % 4 == 0 and server.kind == "carecoach":
+                    with contextlib.suppress(aiohttp.ClientError, ValueError):
+                        async with http.get(server.base + "/metrics") as r:
+                            lag = metric_value(await r.text(), "carecoach_asr_lag_seconds")
+                        res.asr_lag_peak = lag if math.isnan(res.asr_lag_peak) else max(res.asr_lag_peak, lag)
                 await asyncio.sleep(0.25)
 
         await asyncio.sleep(0.5)  # let the idle server settle
@@ -472,6 +497,14 @@ async def measure(args: argparse.Namespace, server: Server, calls: list[CallFile
     res.not_ended = [f"{r.sid[:10]}…({r.file.name}): {r.error or r.status}"
                      for r in runs if r.status != "ended" or r.error]
 
+    with contextlib.suppress(ValueError):
+        res.shed_utterances = int(metric_value(metrics_text, "carecoach_asr_shed_utterances_total"))
+    res.overload_changes = sum(1 for _, e in events if e.get("type") == "overload")
+    prompt = parse_histogram(metrics_text, "carecoach_prompt_latency_seconds").get("")
+    if prompt and prompt[-1][1]:
+        total = prompt[-1][1]
+        res.prompt_hist = (histogram_quantile(0.5, prompt), histogram_quantile(0.95, prompt),
+                           next(le for le, c in prompt if c >= total), int(total))
     hist = parse_histogram(metrics_text, "carecoach_final_latency_seconds")
     for key, buckets in [*hist.items(), ("all", merge_buckets(list(hist.values())))]:
         if buckets:
@@ -487,6 +520,7 @@ def score(res: RunResult, runs: list[CallRun], events: list[tuple[float, dict[st
     words = {s: 0 for s in SPEAKERS}
     for sp in SPEAKERS:
         res.latencies[sp], res.missed[sp], res.turns[sp], res.utterances[sp], res.unmatched[sp] = [], 0, 0, 0, 0
+    res.prompt_delays = prompt_delays(events)
     for run in runs:
         if math.isnan(run.started):
             continue
@@ -514,6 +548,28 @@ def score(res: RunResult, runs: list[CallRun], events: list[tuple[float, dict[st
     for sp in SPEAKERS:
         res.wer[sp] = errors[sp] / max(1, words[sp])
     res.wer["all"] = sum(errors.values()) / max(1, sum(words.values()))
+
+
+def prompt_delays(events: list[tuple[float, dict[str, Any]]]) -> list[float]:
+    """For each prompt fired by an utterance, its arrival minus that utterance's arrival. The session publishes
+    an utterance, then the phase changes and prompts it caused, in one go; so a prompt counts when, in its
+    call's event stream, only `phase` events separate it from an `utterance`. Prompts fired by time passing
+    (after audio or partials) are not counted."""
+    last: dict[str, float | None] = {}  # call -> arrival of the utterance this prompt may belong to
+    out = []
+    for t, e in events:
+        sid, kind = e.get("call_sid", ""), e.get("type")
+        if kind == "utterance":
+            last[sid] = t
+        elif kind == "prompt":
+            u = last.get(sid)
+            # One burst: an utterance's own prompts leave the server with it. A later prompt with nothing in
+            # between was fired by time passing (a tick), not by this utterance.
+            if u is not None and t - u <= SAME_BURST:
+                out.append(t - u)
+        elif kind != "phase":
+            last[sid] = None
+    return out
 
 
 # --- report --------------------------------------------------------------------------------------

@@ -55,8 +55,11 @@ def find_vosk_model(models_dir: Path) -> Path | None:
     return None
 
 
-def select_engine(name: str, vosk_model: Path | None, models_dir: Path) -> SpeechEngine:
+def select_engine(name: str, vosk_model: Path | None, models_dir: Path, *, decoders: int = 4) -> SpeechEngine:
     """Build (not start) the engine that `CARECOACH_ASR_ENGINE=name` asks for.
+
+    `decoders`: PocketSphinx's pool (`CARECOACH_ASR_DECODERS`), split over up to two worker processes
+    (PocketSphinx holds the GIL, so two processes use both cores of a 2-core machine).
 
     auto: Vosk if `vosk_model` is given or a model is unpacked under `models_dir`, else PocketSphinx.
     Raises ValueError (one line, naming the bad value) for an unknown name or a missing model.
@@ -74,7 +77,8 @@ def select_engine(name: str, vosk_model: Path | None, models_dir: Path) -> Speec
     if name == "pocketsphinx" or (name == "auto" and model is None):
         from voice.asr.sphinx_engine import SphinxEngine
 
-        return SphinxEngine()
+        workers = min(2, decoders)
+        return SphinxEngine(workers=workers, decoders_per_worker=-(-decoders // workers))
     if model is None:
         raise ValueError(
             f"ASR engine 'vosk' needs a model: set CARECOACH_VOSK_MODEL or run "

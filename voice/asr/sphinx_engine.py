@@ -12,6 +12,10 @@ Plumbing: each worker has one duplex pipe, a sender thread (drains a `queue.Queu
 never blocks the loop on a full pipe) and a receiver thread (hands results to the owning stream's
 loop with `call_soon_threadsafe`, and notices a dead worker by EOF). Pool state is shared by those
 threads and the loop, so it lives under one lock and every critical section is short.
+
+Overload: when every decoder is lent, utterances wait (their audio buffered, bounded); a freed decoder goes
+to the oldest waiting *customer* utterance first. `lag()` reports how long the oldest owed work has waited,
+which `voice.asr.overload` turns into the engine-wide degraded state.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import logging
 import multiprocessing as mp
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -37,6 +42,9 @@ SAMPLE_RATE = 16000  # the bundled en-us model
 FRAME_RATE = 100  # PocketSphinx frames per second (-frate default)
 PARTIAL_EVERY = 0.3  # seconds of audio between partial hypotheses
 MAX_QUEUED_SECONDS = 30.0  # per waiting utterance; beyond this, audio is dropped *and logged*
+# Messages a worker's send queue may hold (~30 s of 20 ms pushes for each of its decoders) before audio
+# for it is dropped and logged: a starved worker costs bounded memory, never an unbounded backlog.
+MAX_SEND_QUEUE = 1500
 READY_TIMEOUT = 30.0
 PARTIAL_CONFIDENCE = 0.5  # partials carry no posterior; a neutral value
 # The flat-lexicon second pass runs over the whole utterance at end_utt(), i.e. after the speaker has
@@ -130,6 +138,8 @@ class _Utt:
     dropped_samples: int = 0
     ended: bool = False
     abandoned: bool = False
+    customer: bool = False  # served first when utterances queue for a decoder
+    ended_at: float | None = None  # monotonic time of flush(): its final is owed from then on
 
 
 class _Worker:
@@ -178,6 +188,8 @@ class SphinxStream:
         self._order: deque[_Utt] = deque()  # flushed utterances whose final is not yet delivered
         self._results: dict[int, Transcript | None] = {}
         self.cmn: str | None = None  # last cepstral mean, carried to whichever decoder we borrow next
+        # Session labels are CALL/SPEAKER: the customer's utterances jump the decoder queue.
+        self._customer = label.endswith("/customer")
         self._ending = False
         self._dead = False
 
@@ -187,7 +199,8 @@ class SphinxStream:
             return
         n = len(pcm) // 2
         if self._utt is None:
-            self._utt = _Utt(self, next(self._engine._tokens), self._timeline.fed_seconds)
+            self._utt = _Utt(self, next(self._engine._tokens), self._timeline.fed_seconds,
+                             customer=self._customer)
             self._timeline.push(n, start)
             self._engine._begin(self._utt)
         else:
@@ -459,13 +472,35 @@ class SphinxEngine:
 
     # -- the decoder pool --------------------------------------------------------------------------
     def _release(self, slot: Slot) -> None:
-        """A slot became free: hand it to the oldest waiting utterance, else pool it. Lock held."""
-        while self._waiting:
-            utt = self._waiting.popleft()
-            if not utt.abandoned:
-                self._grant(slot, utt)
-                return
-        self._free.append(slot)
+        """A slot became free: hand it to a waiting utterance, else pool it. Lock held.
+
+        Customer utterances go first, and within a speaker an ended one (the speaker stopped: its final is
+        owed now, and its buffered audio decodes at ~5x real time, so it holds the slot briefly) before an
+        open one (which holds the slot for as long as the speaker goes on); then the oldest."""
+        self._waiting = deque(u for u in self._waiting if not u.abandoned)
+        if not self._waiting:
+            self._free.append(slot)
+            return
+        utt = min(self._waiting, key=lambda u: (not u.customer, not u.ended))  # min() keeps the oldest of ties
+        self._waiting.remove(utt)
+        self._grant(slot, utt)
+
+    def lag(self) -> float:
+        """ASR lag, s: how long the oldest owed final has been owed, i.e. since its speaker stopped (flush),
+        whether the utterance is still queued for a decoder or being finished. Healthy: ~0.05 s. An open
+        utterance waiting for a decoder is not late yet (its audio is buffered and decodes at ~5x real time
+        once it gets one), so it does not count until it ends. Read by `voice.asr.overload`."""
+        now = time.monotonic()
+        with self._lock:
+            since = [u.ended_at for u in (*self._waiting, *self._active.values())
+                     if u.ended_at is not None and not u.abandoned]
+        return max(0.0, now - min(since)) if since else 0.0
+
+    @property
+    def queued(self) -> int:
+        """Utterances waiting for a decoder."""
+        with self._lock:
+            return sum(1 for u in self._waiting if not u.abandoned)
 
     def _grant(self, slot: Slot, utt: _Utt) -> None:
         """Lock held."""
@@ -490,7 +525,13 @@ class SphinxEngine:
     def _feed(self, utt: _Utt, pcm: bytes) -> None:
         with self._lock:
             if utt.slot is not None:
-                self._workers[utt.slot[0]].send(("audio", utt.slot[1], utt.token, pcm))
+                w = self._workers[utt.slot[0]]
+                if w.sendq.qsize() > MAX_SEND_QUEUE * self.n_decoders:
+                    if not utt.dropped_samples:
+                        log.warning("%s: sphinx worker %d is far behind; dropping audio", utt.stream.label, w.idx)
+                    utt.dropped_samples += len(pcm) // 2
+                    return
+                w.send(("audio", utt.slot[1], utt.token, pcm))
                 return
             n = len(pcm) // 2
             if utt.buffered_samples + n > MAX_QUEUED_SECONDS * SAMPLE_RATE:
@@ -504,6 +545,7 @@ class SphinxEngine:
     def _end(self, utt: _Utt) -> None:
         with self._lock:
             utt.ended = True
+            utt.ended_at = time.monotonic()
             if utt.dropped_samples:
                 log.warning(
                     "%s: dropped %.1f s of audio while waiting for a decoder",

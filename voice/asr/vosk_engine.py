@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,8 @@ from voice.types import Transcript, Word
 log = logging.getLogger(__name__)
 
 DEFAULT_RATE = 16000
+#: Audio a stream may queue while decoding lags; beyond it audio is dropped (logged, counted): bounded memory.
+MAX_QUEUED_SECONDS = 30.0
 _EPS = 5e-6  # > Vosk's 1 us rounding of word times
 
 
@@ -98,6 +101,10 @@ class VoskStream:
         self._loop = asyncio.get_running_loop()
         self._timeline = Timeline(engine.sample_rate)
         self._in: deque[bytes | str] = deque()  # audio, "flush" or "end", in push order
+        self._since: deque[float] = deque()  # monotonic enqueue time of each item of _in
+        self._queued_bytes = 0
+        self._busy_since: float | None = None  # enqueue time of the oldest item being decoded now
+        self.dropped_seconds = 0.0
         self._wake = asyncio.Event()
         self._out = Results()
         self._decoder: _Decoder | None = None
@@ -112,19 +119,33 @@ class VoskStream:
         if self._ended or not pcm:
             return
         self._timeline.push(len(pcm) // 2, start)
-        self._in.append(pcm)
-        self._wake.set()
+        if self._queued_bytes + len(pcm) > MAX_QUEUED_SECONDS * self._engine.sample_rate * 2:
+            if not self.dropped_seconds:
+                log.warning("vosk stream %s: decoding is %.0f s behind; dropping audio", self.label,
+                            MAX_QUEUED_SECONDS)
+            self.dropped_seconds += len(pcm) / 2 / self._engine.sample_rate
+            return
+        self._queued_bytes += len(pcm)
+        self._enqueue(pcm)
 
     def flush(self) -> None:
         if not self._ended:
-            self._in.append("flush")
-            self._wake.set()
+            self._enqueue("flush")
 
     def end(self) -> None:
         if not self._ended:
             self._ended = True
-            self._in.append("end")
-            self._wake.set()
+            self._enqueue("end")
+
+    def _enqueue(self, item: bytes | str) -> None:
+        self._in.append(item)
+        self._since.append(time.monotonic())
+        self._wake.set()
+
+    def lag(self, now: float) -> float:
+        """Seconds the oldest queued or in-progress item has waited."""
+        oldest = self._busy_since if self._busy_since is not None else (self._since[0] if self._since else None)
+        return max(0.0, now - oldest) if oldest is not None else 0.0
 
     async def aclose(self) -> None:
         if self._closed:
@@ -156,17 +177,23 @@ class VoskStream:
                     await self._wake.wait()
                     continue
                 item = self._in.popleft()
+                self._busy_since = self._since.popleft()
                 if isinstance(item, bytes):
                     # Coalesce audio that queued up meanwhile: fewer executor hops when decoding lags.
                     chunks = [item]
                     while self._in and isinstance(self._in[0], bytes):
                         chunks.append(self._in.popleft())  # type: ignore[arg-type]
-                    await self._accept(b"".join(chunks))
+                        self._since.popleft()
+                    audio = b"".join(chunks)
+                    await self._accept(audio)
+                    self._queued_bytes -= len(audio)
                 elif item == "flush":
                     await self._finish()
                 else:  # "end"
                     await self._finish()
+                    self._busy_since = None
                     break
+                self._busy_since = None
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a decoder failure ends this stream only
@@ -257,6 +284,11 @@ class VoskEngine:
         s = VoskStream(self, label)
         self._streams.add(s)
         return s
+
+    def lag(self) -> float:
+        """ASR lag, s: the oldest audio or end-of-utterance any stream has waiting (see voice.asr.overload)."""
+        now = time.monotonic()
+        return max((s.lag(now) for s in self._streams), default=0.0)
 
     def _forget(self, s: VoskStream) -> None:
         self._streams.discard(s)
