@@ -89,8 +89,11 @@ class Recorder:
                 f.write(pcm)
 
     def _fail(self, exc: OSError) -> None:
+        if self.failed:  # logged once per call: joining the tracks at the end may hit the same full disk
+            log.debug("recording %s: %s", self.directory, exc.strerror or exc)
+            return
         self.failed = f"recording stopped: {exc.strerror or exc}"
-        log.error("%s (%s)", self.failed, self.directory)
+        log.error("%s (%s); the call goes on without it", self.failed, self.directory)
 
     async def close(self) -> Path | None:
         """Flush, build the stereo WAV and remove the raw tracks. Returns the WAV, if any audio was kept."""

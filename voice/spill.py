@@ -1,0 +1,81 @@
+"""The spill file: finalised utterances the database would not take, kept on local disk until it does.
+
+A session holds unsaved utterances in memory and retries them with backoff (`voice.session`). What
+does not fit its bounded buffer, or is still unsaved when the call ends, is appended here as JSON
+Lines, one file per call (`DATA_DIR/spill/CA….jsonl`). At the next start-up `replay` writes every
+spilled utterance into the store (idempotently: the store's upsert on `(call_sid, seq)`) and removes
+the file only once its rows are in, so an utterance the recogniser finalised is never lost to a
+database outage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dialog.store import CallStore, StoreError
+from dialog.types import Utterance
+from voice.ids import CALL_SID
+from voice.types import Word
+
+log = logging.getLogger(__name__)
+
+
+def _line(call_sid: str, utterance: Utterance) -> str:
+    words = [[w.text, round(w.start, 3), round(w.end, 3), round(w.confidence, 3)] for w in utterance.words]
+    return json.dumps({"call_sid": call_sid, **utterance.to_json(), "words": words}) + "\n"
+
+
+def _utterance(entry: dict[str, Any]) -> Utterance:
+    words = tuple(Word(str(w[0]), float(w[1]), float(w[2]), float(w[3])) for w in entry.get("words", []))
+    return Utterance(int(entry["seq"]), entry["speaker"], float(entry["start"]), float(entry["end"]),
+                     str(entry["text"]), entry["phase"], float(entry["confidence"]), words)
+
+
+class Spill:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, call_sid: str) -> Path:
+        if not CALL_SID.match(call_sid):  # the SID names a file: never let it name another one
+            raise ValueError(f"bad call SID {call_sid!r:.60}")
+        return self.directory / f"{call_sid}.jsonl"
+
+    def write(self, call_sid: str, utterances: Sequence[Utterance]) -> Path:
+        """Append `utterances` (blocking: call it off the event loop). Raises OSError if even this fails."""
+        path = self.path(call_sid)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(_line(call_sid, u) for u in utterances))
+            f.flush()
+        return path
+
+    def pending(self) -> list[Path]:
+        return sorted(self.directory.glob("*.jsonl")) if self.directory.is_dir() else []
+
+    async def replay(self, store: CallStore) -> int:
+        """Write every spilled utterance into `store`; returns how many. A file whose rows can't be
+        written (the database still failing, its call unknown) is kept for the next start."""
+        total = 0
+        for path in self.pending():
+            call_sid = path.stem
+            try:
+                entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+                utterances = [_utterance(e) for e in entries]
+            except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+                log.error("spill file %s is unreadable (%s); left in place", path, exc)
+                continue
+            try:
+                await store.append_utterances(call_sid, utterances)
+            except StoreError as exc:
+                log.error("spill file %s: %d utterance(s) still not written (%s); kept for the next start",
+                          path, len(utterances), exc)
+                continue
+            path.unlink(missing_ok=True)
+            total += len(utterances)
+            log.warning("call %s: %d utterance(s) from the spill file written to the database", call_sid,
+                        len(utterances))
+        return total
