@@ -34,7 +34,9 @@ trigger                      signal
 ``customer_drifting``        the customer threatens to cancel, switch provider, go elsewhere
 ``no_resolution``            two refusals ("can't", "not able to") in agent speech within 60 s, or a
                              refusal followed by a customer turn that stays negative
-``customer_says_fine``       "fine", "whatever", "i guess" from the customer after a resolution
+``customer_says_fine``       "fine", "whatever", "i guess", "forget it" from the customer after a
+                             resolution, or as a short reply (``FINE_MAX_WORDS``) to the agent's
+                             answer (not to the agent's question) once an issue was raised
 ``closing``                  the call enters ``closing`` with the customer's sentiment recovered
 ``hostile_call_ended``       at :meth:`Coach.end`, when the customer vented for ``venting_seconds``
                              (20 s) or was abusive; a supervisor-facing card
@@ -42,14 +44,20 @@ trigger                      signal
 
 Customer finals are grouped into turns (:class:`dialog.phases.TurnJoiner`): the VAD splits a long
 turn at sentence pauses, and a calm piece that continues a venting turn is still that venting turn.
+A piece whose partial already read as venting is venting even if its final text is not (as in
+:mod:`dialog.phases`), so "let them finish" isn't followed by "they've paused" while they still vent.
 
 Prompt policy: one card on screen at a time. A card stays current for ``hold_seconds`` (15 s), or
 until the agent has done what it asked, or (for the venting cards) until venting ends. Each card has
 its own cooldown. Only high-priority cards (priority >= 80) may replace a current card, and only if
 they rank at least as high or the current card has been up for ``min_display`` seconds. While the
-customer is venting only high-priority cards are shown. Lower cards about the customer's situation
-(systemic issue, drifting, unclear issue, no resolution, "fine", closing) that cannot be shown yet
-wait up to ``defer_seconds`` (20 s) for the screen to free up; the others are dropped.
+customer is venting only high-priority cards are shown. Cards about the customer's situation
+(systemic issue, drifting, unclear issue, no resolution, "fine", closing) and "no apology yet" that
+cannot be shown yet wait up to ``defer_seconds`` (20 s) for the screen to free up, unless their
+situation ends first (an apology, the issue named, the agent acting on it). "Act, don't explain"
+waits up to ``explain_wait`` (8 s): when the agent cuts in *with* an excuse, "stop talking over"
+(higher) shows first and the excuse card follows once it has had ``min_display``, while the advice
+is still about the agent's latest reply. The others are dropped.
 """
 
 from __future__ import annotations
@@ -101,9 +109,11 @@ CARD_PARAMS: Mapping[Trigger, frozenset[str]] = MappingProxyType(
 )
 
 # Cards about the customer's situation stay relevant for a while, so they may wait for a free
-# screen; cards about what the agent just said go stale at once.
+# screen; so does "no apology yet", until the agent apologises. Cards about what the agent just said
+# go stale at once (but see ``explain_wait``).
 _DEFERRABLE: frozenset[Trigger] = frozenset(
-    {"systemic_issue", "customer_drifting", "issue_unclear", "no_resolution", "customer_says_fine", "closing"}
+    {"systemic_issue", "customer_drifting", "issue_unclear", "no_resolution", "customer_says_fine", "closing",
+     "no_empathy"}
 )
 # Cards whose situation is over once the customer stops venting.
 _VENTING_CARDS: frozenset[Trigger] = frozenset({"venting", "agent_interrupts", "agent_explains"})
@@ -179,7 +189,10 @@ DRIFTING = _rx(r"cancell?ing", r"cancel (?:everything|it all|my|the|our|this)",
                r"go(?:ing)? elsewhere", r"take my (?:business|money|custom) elsewhere", r"close my account",
                r"leav(?:e|ing) (?:you|your company)", r"another (?:provider|company|supplier|bank|carrier|network)",
                r"(?:im|were) done with (?:you|your)")
-FINE = _rx(r"fine", r"whatever", r"i guess(?: so)?", r"i suppose(?: so)?", r"if you say so", r"it is what it is")
+FINE = _rx(r"fine", r"whatever", r"i guess(?: so)?", r"i suppose(?: so)?", r"if you say so", r"it is what it is",
+           r"forget it", r"doesnt matter")
+#: Longest customer reply (words) that reads as settling for an answer rather than discussing it.
+FINE_MAX_WORDS = 6
 ISSUE = _rx(r"bill\w*", r"charg\w*", r"payments?", r"paid", r"pay", r"refunds?", r"invoices?", r"fees?", r"prices?",
             r"costs?", r"money", r"dollars?", r"pounds?", r"euros?", r"orders?", r"deliver\w*", r"package", r"parcel",
             r"shipping", r"account", r"password", r"log ?in", r"internet", r"wifi", r"connection", r"signal",
@@ -289,11 +302,12 @@ class Coach:
     and telephony time (:meth:`tick`); call :meth:`end` once when the call ends."""
 
     def __init__(self, cards: Sequence[Card], *, hold_seconds: float = 15.0, min_display: float = 4.0,
-                 defer_seconds: float = 20.0, latch_gap: float = 0.3, settle_grace: float = 8.0,
-                 turn_gap: float = TURN_GAP) -> None:
+                 defer_seconds: float = 20.0, explain_wait: float = 8.0, latch_gap: float = 0.3,
+                 settle_grace: float = 8.0, turn_gap: float = TURN_GAP) -> None:
         self.hold_seconds = hold_seconds
         self.min_display = min_display
         self.defer_seconds = defer_seconds
+        self.explain_wait = explain_wait
         self.latch_gap = latch_gap
         self.settle_grace = settle_grace
         self._by_trigger: dict[Trigger, list[Card]] = {}
@@ -313,11 +327,13 @@ class Coach:
         self._customer_open: tuple[float, float] | None = None  # (start, latest partial time)
         self._agent_open: float | None = None  # start of the agent's in-progress turn (from partials)
         self._partial_venting = False  # the customer's in-progress turn classifies as venting so far
+        self._open_venting: float | None = None  # start of the in-progress customer piece a partial found venting
         self._turns = TurnJoiner(turn_gap)  # customer finals joined back into turns
         self._explained: list[float] = []  # starts of agent turns already coached for explaining
         self._ended_episode: tuple[float, float] | None = None  # (start, end) of the last venting episode
         self._agent_turns: list[_AgentTurn] = []
         self._interrupt_starts: list[float] = []
+        self._interrupts_coached: list[float] = []  # starts of interruptions already given their card
         self._talk = {"customer": 0.0, "agent": 0.0}
         self._customer_sentiments: list[float] = []
         self._last_customer: tuple[Phase, float] | None = None
@@ -334,6 +350,7 @@ class Coach:
         self._abusive = False
         # other signals
         self._issue_named = False
+        self._issue_raised = False  # the customer has asked something or complained (past the greetings)
         self._systemic_flags = 0
         self._refusals: list[float] = []
         self._resolution_seen = False
@@ -352,7 +369,13 @@ class Coach:
         duration = max(0.0, utterance.end - utterance.start)
         self._talk[utterance.speaker] += duration
         if utterance.speaker == "customer":
-            turn, _joined = self._turns.add("customer", utterance.start, utterance.end, phase == "venting")
+            venting = phase == "venting"
+            if self._open_venting is not None and self._open_venting <= utterance.end:
+                # A partial of this piece read as venting: the final's text lost it, the coach heard it
+                # (unless that piece never got a final and this one starts well after it).
+                venting = venting or self._open_venting >= utterance.start - self._turns.max_gap
+                self._open_venting = None
+            turn, _joined = self._turns.add("customer", utterance.start, utterance.end, venting)
             if turn.venting:
                 # A calm piece of a venting turn (the VAD cut it at a pause) is still that turn.
                 phase = "venting"
@@ -376,6 +399,8 @@ class Coach:
             turn = self._turns.turn(speaker, start)
             continues_venting = turn is not None and turn.venting
             self._partial_venting = phase == "venting" or continues_venting
+            if phase == "venting":
+                self._open_venting = start if self._open_venting is None else min(self._open_venting, start)
             if self._partial_venting:
                 self._start_episode(start if turn is None else turn.start, fired)
                 self._last_vent_end = max(self._last_vent_end or 0.0, now)
@@ -490,13 +515,18 @@ class Coach:
             self._customer_open = None
         if ISSUE.search(text):
             self._issue_named = True
+            self._clear_card("issue_unclear")
         if ABUSE.search(text):
             self._abusive = True
-        # Agent turns already finalised that began inside this customer turn were interruptions.
+        # Agent turns already finalised that began inside this customer turn were interruptions; and
+        # one already counted from the agent's partials is coached now if this turn proves venting.
         for turn in self._agent_turns[-5:]:
             if utterance.start < turn.start <= utterance.end + self.latch_gap and not _is_backchannel(turn.tokens):
                 self._count_interrupt(turn.start, phase == "venting", fired)
         if phase == "venting":
+            for cut_in in self._interrupt_starts[-5:]:
+                if utterance.start < cut_in <= utterance.end + self.latch_gap:
+                    self._count_interrupt(cut_in, True, fired)
             self._venting_seconds += duration
             self._last_vent_end = max(self._last_vent_end or 0.0, utterance.end)
             self._start_episode(turn_start, fired)
@@ -510,8 +540,10 @@ class Coach:
         if phase != "venting":
             if phase == "question" or _starts_as_question(tokens):
                 fired.append("customer_question")
-            elif FINE.search(text) and (self._resolution_seen or self._phase_state in ("resolution", "closing")):
+            elif self._settles(text, tokens):
                 fired.append("customer_says_fine")
+        if phase in ("question", "venting") or _starts_as_question(tokens):
+            self._issue_raised = True
         recent_refusal = any(utterance.start - t <= 30.0 for t in self._refusals)
         if recent_refusal and (phase == "venting" or sentiment <= -0.3):
             fired.append("no_resolution")
@@ -538,6 +570,18 @@ class Coach:
                 fired.append("no_resolution")
         self._judge(turn)
 
+    def _settles(self, text: str, tokens: Sequence[str]) -> bool:
+        """The customer settles with "fine" / "whatever" / "i guess": after the agent acted on the
+        problem, or as a short reply to the agent's answer once an issue was raised. A "fine" that
+        answers the agent's question ("is tuesday ok?" "tuesday is fine") is a confirmation."""
+        if not FINE.search(text):
+            return False
+        if self._resolution_seen or self._phase_state in ("resolution", "closing"):
+            return True
+        last = self._agent_turns[-1] if self._agent_turns else None
+        return (self._issue_raised and len(tokens) <= FINE_MAX_WORDS and last is not None
+                and last.phase != "question" and not _starts_as_question(last.tokens))
+
     def _check_explains(self, agent_start: float, text: str, fired: list[Trigger]) -> None:
         """Explanation words in an agent turn that began while the customer was venting (once per turn)."""
         if not EXPLAIN.search(text) or not self._venting_as_of(agent_start):
@@ -562,19 +606,25 @@ class Coach:
                 self._count_interrupt(agent_start, phase == "venting" or self._venting_now(), fired)
                 return
         if self._customer_open is not None:
+            # A partial's end is the audio fed so far, which runs past the last word by up to the
+            # endpointer's closing silence: that already covers the latch gap, so none is added.
             start, seen = self._customer_open
-            if start < agent_start <= max(seen, now if overlap > 0 else seen) + self.latch_gap:
+            if start < agent_start <= max(seen, now if overlap > 0 else seen):
                 self._count_interrupt(agent_start, self._venting_now(), fired)
 
     def _count_interrupt(self, agent_start: float, venting: bool, fired: list[Trigger]) -> None:
-        if any(abs(agent_start - s) < 0.5 for s in self._interrupt_starts):
-            return  # the same agent turn, seen again (partial, then final)
-        self._interrupt_starts.append(agent_start)
-        for shown in self._shown:
-            if shown.adhered is None and shown.rule is not None and shown.rule.kind == "no_interrupt" \
-                    and shown.event.at <= agent_start <= shown.deadline:
-                shown.adhered = False
-        if venting:
+        """Count an interruption once per agent turn (it is seen again in later partials and the final).
+        Its card fires once the customer is known to have been venting, which may only be clear from a
+        later look: the customer's final, classified after the agent's partial was checked."""
+        if not any(abs(agent_start - s) < 0.5 for s in self._interrupt_starts):
+            self._interrupt_starts.append(agent_start)
+            for shown in self._shown:
+                if shown.adhered is None and shown.rule is not None and shown.rule.kind == "no_interrupt" \
+                        and shown.event.at <= agent_start <= shown.deadline:
+                    shown.adhered = False
+        if venting and not any(abs(agent_start - s) < 0.5 for s in self._interrupts_coached):
+            self._interrupts_coached.append(agent_start)
+            del self._interrupts_coached[:-10]
             fired.append("agent_interrupts")
 
     def _judge(self, turn: _AgentTurn) -> None:
@@ -600,6 +650,7 @@ class Coach:
             return  # "sorry for the wait" before any venting is not empathy for the complaint
         if self._empathy_at is None:
             self._empathy_at = max(start, self._first_venting)
+        self._clear_card("no_empathy")
         if self._episode is not None:
             self._episode_apology = True
 
@@ -639,6 +690,7 @@ class Coach:
         previous, self._phase_state = self._phase_state, phase_state
         if phase_state == "resolution":
             self._resolution_seen = True
+            self._clear_card("issue_unclear")  # the agent is acting on the problem: it is clear enough
         if self._episode is not None and phase_state != "venting" and previous == "venting":
             self._end_episode(fired)
         if phase_state == "closing" and previous != "closing" and not self._closing_fired:
@@ -656,6 +708,13 @@ class Coach:
             fired.append("issue_unclear")
         self._episode = None
         self._clear_venting_card()
+
+    def _clear_card(self, trigger: Trigger) -> None:
+        """The situation behind ``trigger`` is over: its card leaves the screen and stops waiting."""
+        current = self._current
+        if current is not None and current.event.trigger == trigger:
+            current.cleared = True
+        self._deferred = [(c, t) for c, t in self._deferred if c.trigger != trigger]
 
     def _clear_venting_card(self) -> None:
         current = self._current
@@ -707,7 +766,7 @@ class Coach:
 
     def _decide(self, now: float, fired: list[Trigger]) -> list[PromptEvent]:
         self._deferred = [(c, t) for c, t in self._deferred
-                          if now - t <= self.defer_seconds and not self._cooling(c, now)]
+                          if now - t <= self._max_wait(c) and not self._cooling(c, now)]
         fresh: list[Card] = []
         for trigger in dict.fromkeys(fired):
             card = self._pick(trigger, now)
@@ -721,10 +780,13 @@ class Coach:
                 events.append(self._show(card, now))
                 if was_deferred:
                     self._deferred = [(c, t) for c, t in self._deferred if c.id != card.id]
-            elif not was_deferred and card.trigger in _DEFERRABLE \
+            elif not was_deferred and (card.trigger in _DEFERRABLE or card.trigger == "agent_explains") \
                     and all(c.id != card.id for c, _ in self._deferred):
                 self._deferred.append((card, now))
         return events
+
+    def _max_wait(self, card: Card) -> float:
+        return self.explain_wait if card.trigger == "agent_explains" else self.defer_seconds
 
     def _show(self, card: Card, now: float) -> PromptEvent:
         event = PromptEvent(card.id, now, card.text, card.whisper, card.priority, card.trigger)

@@ -9,7 +9,11 @@ Rules, first match wins:
 4. ``resolved``: the call ends on customer thanks or goodbyes (or a ``closing`` phase) and the
    customer's sentiment recovered (ends non-negative, or rose clearly from the start), with the
    customer's last turn not venting.
-5. ``unresolved``: anything else.
+5. ``resolved`` too when the agent acted on the problem (the call reached a ``resolution`` phase,
+   e.g. "i've booked a priority delivery"), the customer's sentiment recovered and their last turn
+   is calm, even without thanks: a grudging "fine, i guess" after a fix is still a fix (the coach
+   raises its "fine" card; the disposition is about the problem).
+6. ``unresolved``: anything else.
 
 Agent phrases preceded by a negation ("i can't transfer you") don't count. The result always has
 ``source: "inferred"``; an agent's own disposition overrides it elsewhere.
@@ -31,9 +35,12 @@ REFERRAL = re.compile(
     r"|contact them for you|connect you (?:to|with))\b"
 )
 ESCALATION = re.compile(r"\b(?:escalat\w*|supervisor|manager|team lead(?:er)?)\b")
+#: A notice that the requested change went through ("we'll email you once it's done") closes the
+#: matter rather than leaving it open, so it is not a follow-up.
+_DONE_NOTICE = r"(?:its|it is|thats|that is|everything is|the change is) (?:done|complete|completed|through|live)"
 FOLLOW_UP = re.compile(
     r"\b(?:follow(?:ing)? up|call you back|ring you back|get back to you|check back|be in touch"
-    r"|(?:call|email|text) you (?:tomorrow|later|next week|once|when|as soon))\b"
+    rf"|(?:call|email|text) you (?:tomorrow|later|next week|once(?! {_DONE_NOTICE})|when(?! {_DONE_NOTICE})|as soon))\b"
 )
 _NEGATION = frozenset("cant cannot not wont unable dont no never".split())
 #: The customer's closing sentiment (mean of the last two turns) that counts as recovered.
@@ -78,6 +85,9 @@ def infer_outcome(utterances: Sequence[Utterance], phases_timeline: Sequence[Map
     last_calm = bool(customer) and customer[-1].phase != "venting"
     if (closing_words or closing_phase) and recovered and last_calm:
         return _result("resolved", "The customer closed with thanks and their sentiment recovered.")
+    acted = any(p.get("phase") == "resolution" for p in phases_timeline)
+    if acted and recovered and last_calm:
+        return _result("resolved", "The agent acted on the problem and the customer ended calm, without thanks.")
     if any(p.get("trigger") == "no_resolution" for p in prompts):
         return _result("unresolved", "The agent could not offer a fix and no referral was made.")
     if not customer:

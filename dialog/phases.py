@@ -16,7 +16,10 @@ says where the *conversation* stands, with hysteresis so one odd turn doesn't fl
   several finals at sentence pauses, so consecutive finals of the customer less than ``turn_gap``
   (1.5 s) apart, with no agent speech starting in between, are one turn (:class:`TurnJoiner`). A turn
   with any venting piece is venting from its start, its calm pieces included, and a calm turn counts
-  once towards ``calm_turns`` however many pieces it has.
+  once towards ``calm_turns`` however many pieces it has. A piece whose interim text (a partial)
+  already classified as venting counts as venting even if its final text does not: the ASR often
+  revises a word away ("dead since saturday" -> "getting fatter day"), and the venting the partial
+  showed was heard. The utterance's own stored ``phase`` stays the classifier's label of the final.
 - ``question``: the issue is being worked out: the customer asks for information or help, or
   answers the agent's questions. Every stretch after the opening that is not venting, resolution or
   closing is ``question``; a customer question after a resolution or closing reopens it.
@@ -174,6 +177,7 @@ class PhaseTracker:
         self._last_vent_end: float | None = None
         self._last_customer: tuple[Phase, float] | None = None  # (label, sentiment) of the latest turn
         self._customer_open: float | None = None  # start of a customer turn still in progress (partials)
+        self._open_venting: float | None = None  # start of the in-progress customer piece a partial found venting
         self._calm_since: float | None = None  # start of the first calm customer turn after venting
         self._turns = TurnJoiner(turn_gap)
 
@@ -215,6 +219,7 @@ class PhaseTracker:
         else:
             self._turns.heard(speaker, start)
         if speaker == "customer" and phase == "venting":
+            self._open_venting = start if self._open_venting is None else min(self._open_venting, start)
             self._customer_spoke = True
             self._calm_count = 0
             self._calm_since = None
@@ -254,7 +259,13 @@ class PhaseTracker:
         tokens = text.split()
         if self._customer_open is not None and self._customer_open <= utterance.end:
             self._customer_open = None
-        turn, joined = self._turns.add("customer", utterance.start, utterance.end, utterance.phase == "venting")
+        venting = utterance.phase == "venting"
+        if self._open_venting is not None and self._open_venting <= utterance.end:
+            # This final closes the piece a partial found venting (unless that piece never got a final
+            # and this one starts well after it).
+            venting = venting or self._open_venting >= utterance.start - self._turns.max_gap
+            self._open_venting = None
+        turn, joined = self._turns.add("customer", utterance.start, utterance.end, venting)
         if not self._customer_spoke and not turn.venting \
                 and (not tokens or all(t in _GREETING_WORDS for t in tokens)):
             return  # "hi", "hello yes": still the opening

@@ -237,6 +237,48 @@ def test_fine_only_counts_near_the_end() -> None:
     assert triggers(end.say("customer", "yeah fine whatever", 33.0, 34.0, "other", 0.1)) == ["customer_says_fine"]
 
 
+def test_fine_after_an_unsatisfying_answer_without_a_resolution() -> None:
+    call = Call()
+    call.say("customer", "is there any way to unlock it sooner", 15.0, 16.8, "question")
+    call.say("agent", "im afraid not the lock cant be lifted early from here", 17.4, 21.0)
+    call.say("customer", "so what do i do if i need to pay a bill today", 21.6, 23.7, "question")
+    call.say("agent", "you can still pay it at any branch", 24.3, 28.1)
+    events = call.say("customer", "fine whatever", 28.7, 30.2, "other", 0.1)
+    assert "customer_says_fine" in triggers(events)
+    resigned = Call()
+    resigned.say("customer", "why is my router so slow at night", 5.0, 7.0, "question")
+    resigned.say("agent", "you will need to wait for the engineer on monday", 8.0, 10.0)
+    assert "customer_says_fine" in triggers(resigned.say("customer", "oh forget it", 10.5, 11.2))
+
+
+def test_fine_that_confirms_the_agents_question_or_opens_the_call_is_not_coached() -> None:
+    call = Call()
+    call.say("customer", "can i move my appointment", 5.0, 7.0, "question")
+    call.say("agent", "would tuesday at ten work for you", 7.5, 9.5, "question")
+    assert "customer_says_fine" not in triggers(call.say("customer", "yes tuesday is fine", 10.0, 11.0))
+    opening = Call()
+    opening.say("agent", "hello this is sam", 0.0, 1.0)
+    assert "customer_says_fine" not in triggers(opening.say("customer", "im fine thanks", 1.5, 2.5))
+    # a long turn that mentions "fine" is discussing, not settling
+    long = Call()
+    long.say("customer", "why was i charged", 1.0, 2.0, "question")
+    long.say("agent", "that was the late fee", 2.5, 3.5)
+    events = long.say("customer", "the fine was added after i had already paid the bill in full", 4.0, 7.0)
+    assert "customer_says_fine" not in triggers(events)
+
+
+def test_unclear_issue_card_leaves_once_the_agent_acts_so_fine_can_show() -> None:
+    call = Call()
+    call.say("customer", "you people are hopeless absolutely hopeless", 0.0, 4.0, "venting", -0.8, state="venting")
+    call.say("agent", "i am sorry", 4.5, 5.0)
+    call.tick(13.0, state="question")
+    assert call.coach.current is not None and call.coach.current.trigger == "issue_unclear"
+    call.say("agent", "ive booked a priority delivery for tomorrow", 14.0, 16.0, state="resolution")
+    assert call.coach.current is None
+    events = call.say("customer", "fine i guess", 17.0, 18.0, state="resolution")
+    assert triggers(events) == ["customer_says_fine"]
+
+
 def test_closing_card_when_closing_begins_with_recovered_sentiment() -> None:
     call = Call()
     call.say("agent", "ive booked the engineer for monday", 20.0, 23.0, state="resolution")
@@ -531,8 +573,61 @@ def test_refund_refer_replay(classifier: UtteranceClassifier) -> None:
     assert run.outcome["disposition"] == "referred"
 
 
+# --- the second round of unseen calls, on their scripted text (the e2e file runs them through ASR) -------
+
+def covered_by_venting(run: Replay) -> bool:
+    venting = [p for p in run.tracker.timeline() if p["phase"] == "venting"]
+    return all(any(p["start"] <= t["start"] and t["end"] <= p["end"] for p in venting)
+               for t in run.truth["turns"] if t["expect"] == "venting")
+
+
+@pytest.mark.parametrize("name", ["line_outage", "claim_explain", "flight_refer"])
+def test_unseen_venting_calls_replay(classifier: UtteranceClassifier, name: str) -> None:
+    run = replay(name, classifier)
+    assert covered_by_venting(run)
+    start = next(t["start"] for t in run.truth["turns"] if t["expect"] == "venting")
+    assert any(0.0 <= p.at - start <= 5.0 for p in run.prompts), [(p.at, p.trigger) for p in run.prompts]
+    assert run.outcome["disposition"] == run.truth["outcome"], run.outcome
+
+
+def test_line_outage_venting_turns_into_questions(classifier: UtteranceClassifier) -> None:
+    run = replay("line_outage", classifier)
+    phases = [p["phase"] for p in run.tracker.timeline()]
+    assert phases.index("venting") < phases.index("question")
+    assert "customer_question" in {p.trigger for p in run.prompts}
+
+
+def test_claim_explain_replay(classifier: UtteranceClassifier) -> None:
+    run = replay("claim_explain", classifier)
+    # the agent's "the reason is ... because of the storms" cuts in at 13.13, inside the 4.43-14.33 turn
+    explain, interrupt = run.first("agent_explains"), run.first("agent_interrupts")
+    assert explain is not None and 13.1 <= explain.at <= 16.56 + 5.0  # shown once stop-talking-over had 4 s
+    assert interrupt is not None and 13.1 <= interrupt.at <= 17.0
+    assert run.coach.metrics()["interruptions"] == 1
+
+
+def test_late_delivery_fine_is_not_held_back_by_a_situational_card(classifier: UtteranceClassifier) -> None:
+    run = replay("late_delivery_interrupt", classifier)
+    # log-a-process-fix ("second week in a row") is still on screen when "Fine, I guess." (44.87) comes
+    fine = run.first("customer_says_fine")
+    assert fine is not None and 44.87 <= fine.at <= 46.0
+    assert run.outcome["disposition"] == "resolved"  # the agent booked a delivery; "fine" accepted it
+
+
+def test_locked_out_fine_replay(classifier: UtteranceClassifier) -> None:
+    run = replay("locked_out_fine", classifier)
+    phases = [p["phase"] for p in run.tracker.timeline()]
+    assert "question" in phases and "venting" not in phases
+    got = {p.trigger for p in run.prompts}
+    assert not got & {"venting", "agent_interrupts", "agent_explains", "no_empathy", "hostile_call_ended"}
+    fine = run.first("customer_says_fine")
+    assert fine is not None and fine.at >= 28.7
+    assert run.outcome["disposition"] == "unresolved"
+
+
 def test_prompts_respect_one_at_a_time_in_every_call(classifier: UtteranceClassifier) -> None:
-    for name in ("angry_billing", "calm_questions", "refund_refer", "demo"):
+    for name in ("angry_billing", "calm_questions", "refund_refer", "demo", "line_outage", "claim_explain",
+                 "locked_out_fine", "flight_refer"):
         run = replay(name, classifier)
         agent_cards = [p for p in run.prompts if p.trigger != "hostile_call_ended"]
         for before, after in itertools.pairwise(agent_cards):
@@ -552,6 +647,50 @@ def test_calm_piece_of_a_venting_turn_keeps_the_customer_venting() -> None:
     assert "venting_subsides" not in triggers(events)
     events = call.say("agent", "thats because the system bills on the first", 6.5, 9.0)
     assert triggers(events) == ["agent_explains"]
+
+
+def test_a_piece_whose_partial_read_as_venting_keeps_the_customer_venting() -> None:
+    call = Call()
+    events = call.coach.on_partial("customer", "my phone line and internet have been dead", 5.1, 7.3,
+                                   phase="venting", phase_state="venting")
+    assert triggers(events) == ["venting"]
+    # the final lost the venting words; the customer goes on talking (next piece 0.7 s later)
+    events = call.say("customer", "i phone line and internet have been getting fatter day", 5.3, 8.1, "other",
+                      state="venting")
+    assert "venting_subsides" not in triggers(events)
+    events = call.say("agent", "thats because of the storm damage", 9.0, 10.5)
+    assert triggers(events) == ["agent_explains"]
+
+
+def test_reply_after_a_partial_that_ran_into_the_closing_silence_is_not_an_interruption() -> None:
+    # Measured on flight_refer under load: the customer's last partial ended at 16.3 (its audio runs
+    # past the last word, 15.9, into the endpointer's silence) and the agent began at 16.46.
+    call = Call()
+    call.coach.on_partial("customer", "this is a complete shambles", 14.6, 16.3, phase="venting", phase_state="venting")
+    events = call.coach.on_partial("agent", "im really sorry", 16.46, 17.2, phase_state="venting")
+    assert "agent_interrupts" not in triggers(events)
+    assert call.coach.metrics()["interruptions"] == 0
+    # ... while an agent who starts before the customer's audio so far ends does cut in
+    cut = Call()
+    cut.coach.on_partial("customer", "this is a complete shambles", 14.6, 16.3, phase="venting", phase_state="venting")
+    events = cut.coach.on_partial("agent", "well the reason is", 16.0, 16.8, phase_state="venting")
+    assert "agent_interrupts" in triggers(events)
+
+
+def test_interruption_seen_before_the_venting_is_known_still_gets_its_card() -> None:
+    # Measured on angry_billing: the agent cut in at 26.45, when the customer's partials did not read
+    # as venting yet; the customer's final (24.73-28.06, "... i'm canceling everything") then did.
+    call = Call()
+    call.coach.on_partial("customer", "if this isnt sorted today", 24.73, 26.6, phase="other", phase_state="question")
+    events = call.coach.on_partial("agent", "right but the policy says", 26.45, 27.4, phase_state="question")
+    assert "agent_interrupts" not in triggers(events)
+    assert call.coach.metrics()["interruptions"] == 1
+    events = call.say("customer", "if this isnt sorted today im cancelling everything", 24.73, 28.06, "venting", -0.6,
+                      state="venting")
+    assert "agent_interrupts" in triggers(events)
+    events = call.say("agent", "right but the policy says refunds take one billing cycle", 26.45, 29.62)
+    assert "agent_interrupts" not in triggers(events)  # once per agent turn
+    assert call.coach.metrics()["interruptions"] == 1
 
 
 def test_a_new_customer_turn_after_the_agent_can_be_calm() -> None:

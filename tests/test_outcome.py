@@ -57,6 +57,13 @@ def test_follow_up(line: str) -> None:
     assert out["disposition"] == "follow_up"
 
 
+def test_a_notice_that_the_change_is_done_is_not_a_follow_up() -> None:
+    out = infer_outcome(call(("customer", "when would the change take effect", "question"),
+                             ("agent", "within five working days and well email you once its done", "other"),
+                             ("customer", "okay thanks thats really helpful", "other")), [], [], metrics(0.2, 0.5))
+    assert out["disposition"] == "resolved"
+
+
 def test_resolved_needs_thanks_and_recovered_sentiment() -> None:
     turns = call(("customer", "my payment bounced", "other"), ("agent", "ive retried it and it went through", "other"),
                  ("customer", "perfect thank you", "other"))
@@ -68,6 +75,20 @@ def test_resolved_needs_thanks_and_recovered_sentiment() -> None:
     closing = [{"phase": "closing", "start": 6.0, "end": 8.5}]
     assert infer_outcome(quiet, closing, [], metrics(-0.3, 0.3))["disposition"] == "resolved"
     assert infer_outcome(quiet, [], [], metrics(-0.3, 0.3))["disposition"] == "unresolved"
+
+
+def test_a_fix_the_customer_accepts_without_thanks_is_resolved() -> None:
+    turns = call(("customer", "my parcel never came", "venting"),
+                 ("agent", "ive booked a priority delivery for tomorrow", "other"),
+                 ("customer", "fine i guess", "other"))
+    acted = [{"phase": "venting", "start": 0.0, "end": 3.0}, {"phase": "resolution", "start": 3.0, "end": 8.5}]
+    out = infer_outcome(turns, acted, [], metrics(-0.5, 0.1))
+    assert out["disposition"] == "resolved" and "acted" in out["note"]
+    # no fix (no resolution phase), or the customer still negative or venting at the end: unresolved
+    assert infer_outcome(turns, acted[:1], [], metrics(-0.5, 0.1))["disposition"] == "unresolved"
+    assert infer_outcome(turns, acted, [], metrics(-0.5, -0.3))["disposition"] == "unresolved"
+    angry = [*turns[:2], Utterance(2, "customer", 6.0, 8.5, "thats useless", "venting", 0.9)]
+    assert infer_outcome(angry, acted, [], metrics(-0.5, 0.1))["disposition"] == "unresolved"
 
 
 def test_unresolved_notes_say_why() -> None:
@@ -91,7 +112,9 @@ def classifier() -> UtteranceClassifier:
     return UtteranceClassifier()
 
 
-@pytest.mark.parametrize("name", ["angry_billing", "calm_questions", "refund_refer", "demo"])
+@pytest.mark.parametrize("name", ["angry_billing", "calm_questions", "refund_refer", "demo", "late_delivery_interrupt",
+                                  "plan_questions", "cancel_threat", "line_outage", "claim_explain", "locked_out_fine",
+                                  "flight_refer"])
 def test_scripted_calls_get_their_known_outcome(name: str, classifier: UtteranceClassifier) -> None:
     truth = json.loads((CALLS / f"{name}.truth.json").read_text())
     tracker, coach = PhaseTracker(), Coach(load_playbook())

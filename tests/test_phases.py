@@ -297,3 +297,35 @@ def test_take_care_of_is_not_a_goodbye() -> None:
     assert feed.say("agent", "our engineers take care of that", 3.5, 5.0) == []
     assert feed.tracker.current == "question"
     assert feed.say("agent", "ok take care now", 6.0, 7.0) == [PhaseEvent("closing", 6.0, "question")]
+
+
+def test_a_piece_whose_partial_read_as_venting_stays_venting_when_its_final_does_not() -> None:
+    # Measured on line_outage through PocketSphinx: the partial "my phone line and internet have been
+    # dead" read as venting, the final came out "i phone line and internet have been getting fatter day".
+    feed = Feed()
+    feed.say("agent", "brightline telecom how can i help", 1.0, 4.6)
+    feed.tracker.observe_partial("customer", 5.1, 7.3, "venting")
+    feed.say("customer", "i phone line and internet have been getting fatter day", 5.3, 8.1, "other", 0.0)
+    feed.say("customer", "and every time i am promised it will be working by tonight", 8.8, 13.7, "other", 0.0)
+    feed.tracker.tick(17.0)
+    feed.say("agent", "im so sorry let me check the fault on your line", 18.2, 23.1)
+    venting = [p for p in feed.tracker.timeline() if p["phase"] == "venting"]
+    assert venting and venting[0]["start"] <= 5.3 and venting[0]["end"] >= 13.7, feed.tracker.timeline()
+    # The evidence belongs to that piece only: the customer's next turn, calm, is judged on its own.
+    feed.say("customer", "do you know what is causing it", 23.7, 25.3, "question")
+    feed.say("agent", "a cable at the cabinet is damaged", 25.9, 30.7)
+    feed.say("customer", "will i get anything back", 31.3, 33.5, "question")
+    assert feed.tracker.current == "question"
+
+
+def test_venting_partial_of_a_piece_that_never_got_a_final_does_not_mark_a_later_piece() -> None:
+    feed = Feed()
+    feed.say("agent", "hello how can i help", 0.0, 1.0)
+    feed.say("customer", "can i check my balance", 1.5, 3.0, "question")
+    feed.tracker.observe_partial("customer", 4.0, 5.0, "venting")  # its final came back empty (not stored)
+    feed.say("agent", "of course", 5.5, 6.0)
+    feed.tracker.tick(20.0)
+    feed.say("customer", "and what about my savings account", 20.0, 22.0, "question")
+    feed.tracker.tick(40.0)
+    assert feed.tracker.current == "question"
+    assert feed.tracker.timeline()[-1]["start"] <= 20.0
