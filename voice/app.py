@@ -2,8 +2,9 @@
 
 `build_app` fills the shared state (`voice.state`) and owns every resource through `cleanup_ctx`: the call
 store, the recogniser, the speech synthesizer and whisper tasks, and the live sessions (finalised as
-`interrupted` on shutdown). Routes live in `voice.telephony` (Twilio), `voice.api` (JSON API, live events,
-health) and `voice.pages`.
+`interrupted` on shutdown). Routes live in `voice.telephony` (Twilio), `voice.audiohook` (Genesys),
+`voice.audiofork` (FreeSWITCH), `voice.api` (JSON API, live events, health) and `voice.pages`;
+`voice.audiosocket` (Asterisk) is a TCP listener of its own, in a cleanup_ctx.
 """
 
 from __future__ import annotations
@@ -17,13 +18,19 @@ from aiohttp import web
 from dialog.classify import UtteranceClassifier
 from dialog.store import CallStore
 from prompts import PlaybookError, load_playbook
-from voice import api, pages, telephony
+from voice import api, audiofork, audiohook, pages, telephony
 from voice.api import access_control
 from voice.asr import select_engine
 from voice.asr.base import SpeechEngine
+from voice.audiosocket import audiosocket_ctx
+from voice.calls import finish_session
 from voice.config import Config, ConfigError
+from voice.fanout import fanout_ctx
 from voice.hub import LiveHub
 from voice.metrics import Metrics
+from voice.replicas import replicas_ctx
+from voice.retention import retention_ctx
+from voice.spill import Spill
 from voice.state import (
     CLASSIFIER,
     CONFIG,
@@ -37,7 +44,6 @@ from voice.state import (
     WHISPERS,
     utc_now,
 )
-from voice.telephony import finish_session
 from voice.tts import Synthesizer, TTSError
 from voice.whispers import Whispers
 
@@ -66,16 +72,20 @@ def build_app(config: Config, *, engine: SpeechEngine | None = None,
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = CallStore(config.database)
         await store.open()
-        stale = await store.interrupt_stale_calls(utc_now())
+        # One node: every call still live was left by a previous run. Replicas sharing PostgreSQL sweep by
+        # lease instead (voice.replicas): the others' calls are really live.
+        stale = await store.interrupt_stale_calls(utc_now()) if store.backend == "sqlite" else 0
         if stale:
             log.warning("marked %d call(s) left live by a previous run as interrupted", stale)
+        # Utterances a database outage left in the spill file go in before any new call starts.
+        await Spill(config.spill_dir).replay(store)
         app[STORE] = store
         yield
         await store.close()
 
     try:
         own = None if engine is not None else select_engine(config.asr_engine, config.vosk_model,
-                                                             config.models_dir)
+                                                             config.models_dir, decoders=config.asr_decoders)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -111,8 +121,12 @@ def build_app(config: Config, *, engine: SpeechEngine | None = None,
         if synthesizer is None:
             synth.close()
 
-    app.cleanup_ctx.extend([store_ctx, engine_ctx, whisper_ctx, sessions_ctx])
+    # audiosocket_ctx last: on shutdown its legs end (as interrupted) before sessions_ctx sweeps the rest.
+    app.cleanup_ctx.extend([store_ctx, fanout_ctx, replicas_ctx(), retention_ctx(), engine_ctx, whisper_ctx,
+                            sessions_ctx, audiosocket_ctx])
     telephony.add_routes(app)
+    audiohook.add_routes(app)
+    audiofork.add_routes(app)
     api.add_routes(app)
     pages.add_routes(app)
     return app

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ from typing import NoReturn
 from voice.config import Config, ConfigError, load_config
 
 log = logging.getLogger("carecoach")
+#: How long shutdown waits for open sockets other than calls' before cutting them (seconds).
+SHUTDOWN_SECONDS = 3.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     verify = models_sub.add_parser("verify", help="check a model directory")
     verify.add_argument("path", type=Path)
     verify.add_argument("--load", action="store_true", help="also load it with Vosk")
+
+    twilio = sub.add_parser("twilio", help="Twilio account setup")
+    twilio_sub = twilio.add_subparsers(dest="twilio_command", required=True, parser_class=_Parser)
+    configure = twilio_sub.add_parser(
+        "configure", help="point a number's voice webhook and status callback at this service")
+    configure.add_argument("--number", required=True, help="the Twilio number, +E164")
+    configure.add_argument("--public-url", default=None,
+                           help="this service's public https:// base URL (default CARECOACH_PUBLIC_URL)")
+    configure.add_argument("--config", type=Path, default=None, help="TOML configuration file")
     return parser
 
 
@@ -81,26 +93,40 @@ def _config(args: argparse.Namespace, **overrides: object) -> Config:
     return load_config(os.environ, getattr(args, "config", None), **overrides)  # type: ignore[arg-type]
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=os.environ.get("CARECOACH_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+def _setup_logging(config: Config) -> None:
+    from voice.logs import setup_logging
+
+    level = os.environ.get("CARECOACH_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in logging.getLevelNamesMapping():
+        raise ConfigError(f"CARECOACH_LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
+    # Known secrets are masked by value wherever they appear, on top of the pattern-based scrubbing.
+    secrets = [config.twilio_auth_token or "", *config.api_tokens, config.audiohook_api_key or ""]
+    if config.audiohook_client_secret:  # configured (and so seen in text) as base64
+        secrets.append(base64.b64encode(config.audiohook_client_secret).decode())
+    setup_logging("json" if config.log_format == "json" else "text", level, secrets=secrets)
 
 
 def _serve(config: Config) -> int:
     from aiohttp import web
 
+    from dialog.store import StoreError
     from voice.app import build_app
 
-    _setup_logging()
+    _setup_logging(config)
     log.info("starting with %s", config)
     app = build_app(config)
     try:
-        web.run_app(app, host=config.host, port=config.port, access_log=None,
+        # SIGTERM: call sockets are closed first (their calls end `interrupted`, keeping what was heard); other
+        # long-lived sockets (live boards, whisper legs) are cut after SHUTDOWN_SECONDS instead of aiohttp's
+        # 60 s, which would outlast a 30 s Kubernetes grace period and end in SIGKILL.
+        web.run_app(app, host=config.host, port=config.port, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS,
                     print=lambda _: print(f"carecoach listening on http://{config.host}:{config.port}", flush=True))
     except OSError as exc:
         print(f"carecoach: error: cannot listen on {config.host}:{config.port}: {exc.strerror}", file=sys.stderr)
         return 2
+    except StoreError as exc:  # e.g. PostgreSQL unreachable at start-up: one line, no traceback
+        print(f"carecoach: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -160,6 +186,28 @@ def _models(args: argparse.Namespace) -> int:
         return 1
 
 
+def _twilio_configure(args: argparse.Namespace) -> int:
+    from voice.twilio_setup import SetupError, configure_number
+
+    config = _config(args)
+    public_url = args.public_url or config.public_url
+    if not public_url:
+        print("carecoach: error: --public-url (or CARECOACH_PUBLIC_URL) is required", file=sys.stderr)
+        return 2
+    try:
+        done = configure_number(config.twilio_account_sid, config.twilio_auth_token, args.number, public_url,
+                                api_url=config.twilio_api_url)
+    except SetupError as exc:
+        print(f"carecoach: error: {exc}", file=sys.stderr)
+        return 2 if exc.usage else 1
+    print(f"{done.phone_number} ({done.sid}): voice webhook POST {done.voice_url}, status callback "
+          f"{done.status_callback}")
+    if not config.public_url:
+        print(f"set CARECOACH_PUBLIC_URL={public_url.rstrip('/')} on the service so signatures verify",
+              file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -170,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 from voice.demo import run_demo
 
                 config = _config(args, port=args.port)
-                _setup_logging()
+                _setup_logging(config)
                 logging.getLogger().setLevel(logging.WARNING)  # the demo prints its own story
                 return asyncio.run(run_demo(config, speed=args.speed, keep_serving=not args.exit))
             case "simulate":
@@ -181,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                 return classify_jsonl(sys.stdin, sys.stdout)
             case "models":
                 return _models(args)
+            case "twilio":
+                return _twilio_configure(args)
     except ConfigError as exc:
         print(f"carecoach: error: {exc}", file=sys.stderr)
         return 2

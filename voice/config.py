@@ -8,6 +8,8 @@ TOML keys are the variable names without the `CARECOACH_` prefix, lowercased (`d
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 import tomllib
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+
+from voice.ids import AGENT
 
 Role = Literal["agent", "supervisor", "admin"]
 ROLES: tuple[Role, ...] = ("agent", "supervisor", "admin")
@@ -31,7 +35,8 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("carecoach-data")
-    database_url: str = ""
+    # repr=False: a postgresql:// URL may carry the password, and the config is logged at start-up.
+    database_url: str = field(default="", repr=False)
     asr_engine: str = "auto"
     vosk_model: Path | None = None
     public_url: str | None = None
@@ -45,6 +50,8 @@ class Config:
     whisper_caller_id: str | None = None
     twilio_api_url: str | None = None
     api_tokens: Mapping[str, Role] = field(default_factory=dict, repr=False)
+    # token -> agent id, for tokens written `agent/NAME:token`: that agent sees only its own calls.
+    token_agents: Mapping[str, str] = field(default_factory=dict, repr=False)
     playbook: Path | None = None
     recordings: bool = True
     redact_pii: bool = True
@@ -53,6 +60,21 @@ class Config:
     max_calls: int = 200
     # Endpointing: silence that closes an utterance. Shorter is faster, longer splits fewer sentences.
     endpoint_silence: float = 0.4
+    # PocketSphinx decoders created at start (~90 MB each), lent per utterance: how many people may be
+    # speaking at once across all calls before utterances queue (benchmarks/load.py, README "Sizing").
+    asr_decoders: int = 4
+    # Logs: `text` lines for people, `json` (one object per line, with call_sid) for log shippers.
+    log_format: str = "text"
+    # Calls (rows and recordings) older than this many days are deleted; None keeps them forever.
+    retention_days: int | None = None
+    # Genesys AudioHook (`WS /audiohook`): the X-API-KEY every connection must carry, and the base64 client
+    # secret of its RFC 9421 signature (decoded here). Unset: not checked.
+    audiohook_api_key: str | None = field(default=None, repr=False)
+    audiohook_client_secret: bytes | None = field(default=None, repr=False)
+    # Asterisk AudioSocket TCP listener on `host`; None = off, 0 = any free port (tests).
+    audiosocket_port: int | None = None
+    # Seconds a carrier connection may take to say which call it is (AudioHook `open`, AudioSocket UUID).
+    handshake_timeout: float = 10.0
 
     @property
     def database(self) -> str:
@@ -65,6 +87,11 @@ class Config:
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def spill_dir(self) -> Path:
+        """Utterances the database would not take, until the next start writes them (voice.spill)."""
+        return self.data_dir / "spill"
 
     @property
     def auth_enabled(self) -> bool:
@@ -80,8 +107,9 @@ _ENV_PREFIX = "CARECOACH_"
 _TWILIO_KEYS = {"twilio_account_sid": "TWILIO_ACCOUNT_SID", "twilio_auth_token": "TWILIO_AUTH_TOKEN"}
 _KEYS = (
     "data_dir", "database_url", "asr_engine", "vosk_model", "public_url", "agent_dial", "api_tokens",
-    "playbook", "recordings", "redact_pii", "max_message_bytes", "max_calls", "endpoint_silence",
-    "whisper_app_sid", "whisper_caller_id", "twilio_api_url",
+    "playbook", "recordings", "redact_pii", "max_message_bytes", "max_calls", "endpoint_silence", "asr_decoders",
+    "whisper_app_sid", "whisper_caller_id", "twilio_api_url", "retention_days", "log_format",
+    "audiohook_api_key", "audiohook_client_secret", "audiosocket_port",
 )
 _APP_SID = re.compile(r"^AP[0-9a-fA-F]{32}$")
 
@@ -111,11 +139,21 @@ def _positive_int(name: str, value: object) -> int:
     return number
 
 
-def _parse_tokens(name: str, value: object) -> dict[str, Role]:
+def _parse_tokens(name: str, value: object) -> tuple[dict[str, Role], dict[str, str]]:
+    """`role:token` entries, plus `agent/NAME:token` for an agent with an identity (agent ids may hold
+    colons, `client:alice`, so that form splits at the last colon and its token can't contain one)."""
     tokens: dict[str, Role] = {}
+    agents: dict[str, str] = {}
     for number, pair in enumerate(str(value).split(","), start=1):
         pair = pair.strip()
         if not pair:
+            continue
+        if pair.startswith("agent/"):
+            who, sep, token = pair.removeprefix("agent/").rpartition(":")
+            if not sep or not token.strip() or not AGENT.match(who.strip()):
+                raise ConfigError(f"{name}: entry {number} must be agent/NAME:token with a valid agent id")
+            tokens[token.strip()] = "agent"
+            agents[token.strip()] = who.strip()
             continue
         role, sep, token = pair.partition(":")
         role = role.strip()
@@ -123,7 +161,7 @@ def _parse_tokens(name: str, value: object) -> dict[str, Role]:
             # Never echo any part of the entry: a malformed one may be a bare secret.
             raise ConfigError(f"{name}: entry {number} must be role:token with role one of {', '.join(ROLES)}")
         tokens[token.strip()] = role
-    return tokens
+    return tokens, agents
 
 
 def _http_url(name: str, value: object) -> str:
@@ -217,18 +255,46 @@ def load_config(
                 values[key] = str(value).strip()
             case "whisper_caller_id":
                 values[key] = _e164(name, value)
+            case "log_format":
+                if str(value).strip().lower() not in ("text", "json"):
+                    raise ConfigError(f"{name}={value!r}: expected 'text' or 'json'")
+                values[key] = str(value).strip().lower()
             case "agent_dial":
                 values[key] = _dial(name, value)
             case "api_tokens":
-                values[key] = _parse_tokens(name, value)
+                values[key], values["token_agents"] = _parse_tokens(name, value)
+            case "retention_days":
+                off = str(value).strip().lower() in ("off", "0", "none")
+                values[key] = None if off else _positive_int(name, value)
             case "recordings" | "redact_pii":
                 values[key] = _on_off(name, value)
             case "max_message_bytes" | "max_calls":
                 values[key] = _positive_int(name, value)
+            case "asr_decoders":
+                values[key] = _positive_int(name, value)
+                if values[key] > 64:  # type: ignore[operator]  # just set to an int
+                    raise ConfigError(f"{name}={value!r}: expected 1-64")
             case "port":
                 values[key] = _positive_int(name, value)
                 if values[key] > 65535:  # type: ignore[operator]  # just set to an int
                     raise ConfigError(f"port={value!r}: expected 1-65535")
+            case "audiohook_api_key":
+                if not str(value).strip() or any(c.isspace() for c in str(value).strip()):
+                    raise ConfigError(f"{name}: expected a non-empty key without spaces")
+                values[key] = str(value).strip()
+            case "audiohook_client_secret":
+                try:
+                    values[key] = base64.b64decode(str(value).strip(), validate=True)
+                except (binascii.Error, ValueError):
+                    # Never echo the value: it is a secret.
+                    raise ConfigError(f"{name}: expected the base64 client secret Genesys shows") from None
+                if not values[key]:
+                    raise ConfigError(f"{name}: expected the base64 client secret Genesys shows")
+            case "audiosocket_port":
+                port_text = str(value).strip()
+                if not port_text.isdigit() or int(port_text) > 65535:
+                    raise ConfigError(f"{name}={value!r}: expected a TCP port 0-65535")
+                values[key] = int(port_text)
             case "endpoint_silence":
                 try:
                     seconds = float(str(value))

@@ -25,10 +25,13 @@ from dialog.phases import PhaseEvent, PhaseTracker
 from dialog.store import CallStore, StoreError
 from dialog.types import CallStatus, NewCall, Phase, Utterance
 from voice.asr.base import EngineError, SpeechEngine, SpeechStream
+from voice.asr.overload import engine_lag, guard_for
 from voice.codec import Resampler, rms, ulaw_to_pcm16
 from voice.hub import LiveHub
+from voice.logs import bind_call
 from voice.metrics import Metrics
 from voice.recording import Recorder
+from voice.spill import Spill
 from voice.types import PIPELINE_RATE, SPEAKERS, Speaker, Transcript
 from voice.vad import FRAME_BYTES, Endpointer, SpeechAudio, SpeechEnded, SpeechStarted
 
@@ -40,8 +43,18 @@ JITTER_SAMPLES = 160
 MAX_GAP_SAMPLES = PIPELINE_RATE * 60
 #: Fresh recogniser streams a track may get after retryable engine failures.
 MAX_STREAM_RESTARTS = 3
+#: A call whose media runs this far ahead of the wall clock is a faster-than-real-time replay (ASR overload).
+REPLAY_AHEAD_SECONDS = 2.0
 #: How often (call seconds) the phase tracker and coach see time pass between utterances.
 TICK_SECONDS = 0.25
+#: Finalised utterances held in memory while the database refuses them; beyond this the oldest go to
+#: the spill file, so a long outage costs bounded memory and loses nothing.
+MAX_UNSAVED = 500
+#: Backoff between retries of unsaved utterances: doubling from the first, capped (seconds).
+RETRY_FIRST, RETRY_MAX = 0.5, 8.0
+#: How long the end of a call keeps retrying before what is left goes to the spill file. Short enough
+#: to fit a SIGTERM grace period (30 s by default on Kubernetes).
+FINISH_RETRY_SECONDS = 10.0
 
 
 class Classify(Protocol):
@@ -76,6 +89,7 @@ class _Track:
     utterance_start: float = 0.0
     pushed_until: float = 0.0  # stream time just after the last audio sent to the recogniser
     ended_at_wall: float | None = None  # when the VAD closed the latest utterance
+    shedding: bool = False  # the open utterance is recorded but not recognised (ASR overload)
     consumer: asyncio.Task[None] | None = None
 
 
@@ -97,6 +111,7 @@ class CallSession:
         endpoint_silence: float = 0.4,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], str],
+        spill: Spill | None = None,
     ) -> None:
         self.call = call
         self.engine = engine
@@ -115,6 +130,11 @@ class CallSession:
         self._wall_clock = wall_clock
         self._endpoint_silence = endpoint_silence
         self._tracks: dict[Speaker, _Track] = {}
+        self._overload = guard_for(engine)  # shared by every call on this engine
+        self._overload_seen = "normal"  # the state this call last announced
+        self._started_wall = self._monotonic()
+        self._live_paced = True  # media arrives at real-time pace (not a faster replay)
+        self.shed_utterances = 0
         self._next_seq = 0
         self._unsaved: list[Utterance] = []
         self._context: list[tuple[str, str]] = []
@@ -123,6 +143,10 @@ class CallSession:
         self.finished = False
         self._finishing: asyncio.Task[None] | None = None
         self._save_lock = asyncio.Lock()
+        self._spill = spill
+        self._retry: asyncio.Task[None] | None = None  # retries unsaved utterances during an outage
+        self._outage_since: float | None = None
+        self.spilled = 0
 
     @property
     def call_sid(self) -> str:
@@ -137,6 +161,7 @@ class CallSession:
 
     async def start(self, first_seq: int = 0) -> None:
         self._next_seq = first_seq
+        self._started_wall = self._monotonic()
         await self.store.create_call(self.call)
         if self.recorder is not None:
             await self.recorder.open()
@@ -158,10 +183,13 @@ class CallSession:
     # --- audio in ------------------------------------------------------------------------------
 
     def on_media(self, speaker: Speaker, timestamp_ms: int, ulaw: bytes) -> None:
+        self.on_pcm(speaker, timestamp_ms, ulaw_to_pcm16(ulaw))
+
+    def on_pcm(self, speaker: Speaker, timestamp_ms: int, pcm: bytes) -> None:
+        """Mono PCM16 (native order) at PIPELINE_RATE: the entry point of carriers that don't send μ-law."""
         if self.finished:
             return
         track = self._tracks[speaker]
-        pcm = ulaw_to_pcm16(ulaw)
         offset = timestamp_ms * PIPELINE_RATE // 1000 - track.position
         if offset > MAX_GAP_SAMPLES:
             self.count_error("timestamp_jump")
@@ -193,6 +221,7 @@ class CallSession:
         now = self.duration
         if now - self._last_tick >= TICK_SECONDS:
             self._last_tick = now
+            self._check_overload(now)
             self._on_phases(self.tracker.tick(now))
             self._on_prompts(self.coach.tick(now, phase_state=self.tracker.current))
 
@@ -200,18 +229,30 @@ class CallSession:
         for event in track.endpointer.feed(frame, start):
             match event:
                 case SpeechStarted(start=utterance_start):
-                    track.resampler = Resampler(PIPELINE_RATE, self.engine.sample_rate)
                     track.utterance_start = utterance_start
                     track.speech_energy.clear()
+                    # Under ASR overload the agent's new utterances are recorded, not recognised.
+                    track.shedding = track.speaker == "agent" and self._overload.degraded and self._live_paced
+                    if not track.shedding:
+                        track.resampler = Resampler(PIPELINE_RATE, self.engine.sample_rate)
                 case SpeechAudio(pcm=pcm, start=audio_start):
-                    assert track.resampler is not None
                     track.speech_energy.append(rms(pcm))
+                    if track.shedding:
+                        continue
+                    assert track.resampler is not None
                     track.stream.push(track.resampler.process(pcm), audio_start)
                     track.pushed_until = audio_start + len(pcm) / 2 / PIPELINE_RATE
                 case SpeechEnded(end=end):
                     self._close_utterance(track, end)
 
     def _close_utterance(self, track: _Track, end: float) -> None:
+        if track.shedding:
+            track.shedding = False
+            track.intervals.append((track.utterance_start, end))  # still counts for overlap cues
+            self.shed_utterances += 1
+            self.metrics.asr_shed.labels(track.speaker).inc()
+            self.metrics.asr_shed_seconds.labels(track.speaker).inc(max(0.0, end - track.utterance_start))
+            return
         if track.resampler is not None:
             tail = track.resampler.process(b"", last=True)
             if tail:  # the filter's delay line: it continues where the last push ended
@@ -220,6 +261,26 @@ class CallSession:
         track.intervals.append((track.utterance_start, end))
         track.ended_at_wall = self._monotonic()
         track.stream.flush()
+
+    def _check_overload(self, now: float) -> None:
+        """Update the engine-wide overload state from the engine's ASR lag; announce changes on this call."""
+        lag = engine_lag(self.engine)
+        change = self._overload.update(self._monotonic(), lag)
+        self.metrics.asr_lag.set(lag)
+        if change is not None:
+            self.metrics.asr_degraded.set(1 if change.state == "degraded" else 0)
+            self.metrics.asr_overload_changes.labels(change.state).inc()
+            log.warning("ASR %s (lag %.2f s): agent speech is %s", change.state, lag,
+                        "recorded but not recognised" if change.state == "degraded" else "recognised again")
+        # A call streamed faster than real time (a replay, `carecoach demo --speed 0`) makes its own backlog:
+        # its speech is all still wanted, so it neither sheds nor announces.
+        self._live_paced = now <= self._monotonic() - self._started_wall + REPLAY_AHEAD_SECONDS
+        state = self._overload.state
+        if self._live_paced and state != self._overload_seen:
+            self._overload_seen = state
+            self.hub.publish(self._event("overload", now, state=state,
+                                         dropped="agent" if state == "degraded" else None,
+                                         lag=round(lag, 3), shed_utterances=self.shed_utterances))
 
     # --- transcripts out -----------------------------------------------------------------------
 
@@ -308,14 +369,23 @@ class CallSession:
         self._context.append((track.speaker, text))
         self.utterances.append(utterance)
         self._unsaved.append(utterance)
-        await self._save()
+        if self._retry is None or self._retry.done():
+            await self._save()
+        elif len(self._unsaved) > MAX_UNSAVED and not self._save_lock.locked():
+            async with self._save_lock:  # a retry must not copy a batch while it is being spilled
+                await self._spill_unsaved(len(self._unsaved) - MAX_UNSAVED)
+        # During an outage the retry task owns writing; the live event and coaching don't wait for it.
         self.metrics.utterances.labels(track.speaker).inc()
         self.hub.publish(self._event("utterance", utterance.end, **utterance.to_json()))
+        published = self._monotonic()
         if track.ended_at_wall is not None:
-            self.metrics.final_latency.labels(track.speaker).observe(self._monotonic() - track.ended_at_wall)
+            self.metrics.final_latency.labels(track.speaker).observe(published - track.ended_at_wall)
         self._on_phases(self.tracker.observe(utterance, sentiment))
-        self._on_prompts(self.coach.on_utterance(utterance, phase, sentiment, overlap=cues.overlap,
-                                                 phase_state=self.tracker.current))
+        prompts = self.coach.on_utterance(utterance, phase, sentiment, overlap=cues.overlap,
+                                          phase_state=self.tracker.current)
+        self._on_prompts(prompts)
+        if prompts:
+            self.metrics.prompt_latency.observe(self._monotonic() - published)
         await self._save_state()
 
     async def _save_state(self, **extra: Any) -> bool:
@@ -330,7 +400,8 @@ class CallSession:
         return True
 
     async def _save(self) -> bool:
-        """Write unsaved utterances; on failure keep them for the next attempt. True when all are saved."""
+        """Write unsaved utterances; on failure keep them (bounded) and retry in the background with
+        backoff. True when all are saved."""
         async with self._save_lock:
             if not self._unsaved:
                 return True
@@ -339,11 +410,69 @@ class CallSession:
                 await self.store.append_utterances(self.call_sid, batch)
             except StoreError as exc:
                 self.metrics.count_db_error(exc)
-                log.warning("call %s: %d utterance(s) kept in memory, database write failed: %s",
-                            self.call_sid, len(batch), exc)
+                if self._outage_since is None:
+                    self._outage_since = self._monotonic()
+                    log.warning("call %s: database write failed (%s); %d utterance(s) kept in memory and retried",
+                                self.call_sid, exc, len(batch))
+                if not exc.retryable:
+                    # Retrying can't help (a closed store, a bug): straight to the spill file.
+                    await self._spill_unsaved(len(self._unsaved))
+                elif len(self._unsaved) > MAX_UNSAVED:
+                    await self._spill_unsaved(len(self._unsaved) - MAX_UNSAVED)
+                if self._finishing is None and (self._retry is None or self._retry.done()):
+                    self._retry = asyncio.get_running_loop().create_task(
+                        self._retry_unsaved(), name=f"db retry {self.call_sid}")
                 return False
             del self._unsaved[: len(batch)]
+            if self._outage_since is not None:
+                log.warning("call %s: database back after %.1f s; %d utterance(s) written", self.call_sid,
+                            self._monotonic() - self._outage_since, len(batch))
+                self._outage_since = None
             return True
+
+    async def _retry_unsaved(self) -> None:
+        delay = RETRY_FIRST
+        while self._unsaved:
+            await asyncio.sleep(delay)
+            # A successful batch may have been copied before newer finals arrived: go again at once.
+            delay = 0.0 if await self._save() else min(max(delay, RETRY_FIRST) * 2, RETRY_MAX)
+
+    async def _spill_unsaved(self, count: int) -> None:
+        """Move the oldest `count` unsaved utterances to the spill file (replayed at the next start)."""
+        batch = self._unsaved[:count]
+        if not batch:
+            return
+        if self._spill is None:
+            log.error("call %s: %d utterance(s) could not be stored and no spill file is configured; kept in "
+                      "memory only", self.call_sid, len(batch))
+            return
+        spill = self._spill
+        try:
+            path = await asyncio.to_thread(spill.write, self.call_sid, batch)
+        except OSError as exc:
+            log.critical("call %s: %d utterance(s) could not be stored nor spilled (%s); kept in memory only",
+                         self.call_sid, len(batch), exc.strerror or exc)
+            return
+        del self._unsaved[:count]
+        self.spilled += len(batch)
+        log.error("call %s: %d utterance(s) the database would not take spilled to %s; they are written to the "
+                  "database at the next start", self.call_sid, len(batch), path)
+
+    async def _drain_unsaved(self) -> None:
+        """End of call: stop the background retry, keep retrying for a bounded time, then spill the rest."""
+        if self._retry is not None:
+            self._retry.cancel()
+            await asyncio.gather(self._retry, return_exceptions=True)
+        # The loop's clock, not the injected one: this bounds real waiting (a shutdown's grace period).
+        loop = asyncio.get_running_loop()
+        delay, deadline = RETRY_FIRST, loop.time() + FINISH_RETRY_SECONDS
+        while not await self._save() and self._unsaved:
+            if loop.time() + delay > deadline:
+                async with self._save_lock:
+                    await self._spill_unsaved(len(self._unsaved))
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
 
     # --- ending --------------------------------------------------------------------------------
 
@@ -359,6 +488,7 @@ class CallSession:
         await asyncio.shield(self._finishing)
 
     async def _finish(self, status: CallStatus, drain_timeout: float) -> None:
+        bind_call(self.call_sid)  # this task's own context: its log lines carry the call
         for track in self._tracks.values():
             for event in track.endpointer.finish():
                 if isinstance(event, SpeechEnded):
@@ -376,10 +506,7 @@ class CallSession:
         for task in list(self._whispers):
             task.cancel()
         await asyncio.gather(*self._whispers, return_exceptions=True)
-        for attempt in range(3):
-            if await self._save():
-                break
-            await asyncio.sleep(0.5 * 2**attempt)
+        await self._drain_unsaved()
         end = self.duration
         self._on_phases(self.tracker.tick(end))
         self._on_prompts(self.coach.end(end))
