@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
@@ -63,3 +64,11 @@ def load_call(name: str) -> tuple[np.ndarray, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def calm_call() -> tuple[np.ndarray, dict[str, Any]]:
     return load_call("calm_questions")
+
+
+async def live_until_ended(live: aiohttp.ClientWebSocketResponse, events: list[dict[str, Any]]) -> None:
+    """Append a live feed's events to `events` up to and including the first `call_ended`."""
+    async for message in live:
+        events.append(json.loads(message.data))
+        if events[-1]["type"] == "call_ended":
+            return

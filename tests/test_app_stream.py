@@ -14,7 +14,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, live_until_ended
 from tests.wer import wer
 from voice.codec import pcm16_to_ulaw
 from voice.simulate import MediaStreamClient, new_call_sid, stream_call
@@ -43,13 +43,7 @@ async def test_call_is_transcribed_stored_and_published_live(make_server: Server
     call_sid = new_call_sid()
     events: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as client, client.ws_connect(ws_url(server, "/api/live")) as live:
-        async def listen() -> None:
-            async for message in live:
-                events.append(json.loads(message.data))
-                if events[-1]["type"] == "call_ended":
-                    return
-
-        listener = asyncio.get_running_loop().create_task(listen())
+        listener = asyncio.get_running_loop().create_task(live_until_ended(live, events))
         await stream_call(samples, ws_url(server, "/twilio/stream"), speed=0, call_sid=call_sid,
                           parameters={"from": "+15550100", "to": "+15550199", "agent": "dana"})
         await asyncio.wait_for(listener, 30)

@@ -20,7 +20,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, live_until_ended
 from tests.test_app_stream import get_json, ws_url
 from voice.audiohook import NULL_UUID, Open, ProtocolError, choose_media, duration, parse_message
 from voice.codec import pcm16_to_ulaw
@@ -235,13 +235,7 @@ async def test_call_arrives_like_a_twilio_call(make_server: ServerFactory,
     server = await secured_server(make_server)
     live_events: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as client, client.ws_connect(ws_url(server, "/api/live")) as live:
-        async def listen() -> None:
-            async for message in live:
-                live_events.append(json.loads(message.data))
-                if live_events[-1]["type"] == "call_ended":
-                    return
-
-        listener = asyncio.get_running_loop().create_task(listen())
+        listener = asyncio.get_running_loop().create_task(live_until_ended(live, live_events))
         genesys = await connect(client, server)
         await genesys.open()
         opened = await genesys.expect("opened")

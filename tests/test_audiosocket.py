@@ -5,7 +5,6 @@ against a real server with the real PocketSphinx engine."""
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import struct
 import uuid
@@ -15,7 +14,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, live_until_ended
 from tests.test_app_stream import get_json, ws_url
 from voice.audiosocket import AUDIOSOCKET, KIND_AUDIO, KIND_DTMF, KIND_ERROR, KIND_HANGUP, KIND_UUID, header, leg_of
 from voice.config import ConfigError, load_config
@@ -152,13 +151,7 @@ async def test_call_arrives_like_a_twilio_call(make_server: ServerFactory,
     server = await make_server(audiosocket_port=0)
     events: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as client, client.ws_connect(ws_url(server, "/api/live")) as live:
-        async def listen() -> None:
-            async for message in live:
-                events.append(json.loads(message.data))
-                if events[-1]["type"] == "call_ended":
-                    return
-
-        listener = asyncio.get_running_loop().create_task(listen())
+        listener = asyncio.get_running_loop().create_task(live_until_ended(live, events))
         call_sid = await stream_both(server, samples)
         await asyncio.wait_for(listener, 60)
     assert {e["call_sid"] for e in events} == {call_sid}

@@ -8,7 +8,6 @@ plus aiohttp clients on the same loop."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 import pytest_asyncio
 from blockbuster import blockbuster_ctx
 
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, live_until_ended
 from voice.simulate import new_call_sid, stream_call
 
 pytestmark = pytest.mark.slow
@@ -54,13 +53,7 @@ async def test_streamed_call_and_api_never_block_the_loop(
     caplog.set_level(logging.WARNING)
     with blockbuster_ctx(SCANNED):
         async with aiohttp.ClientSession() as client, client.ws_connect(ws_base + "api/live") as live:
-            async def listen() -> None:
-                async for message in live:
-                    events.append(json.loads(message.data))
-                    if events[-1]["type"] == "call_ended":
-                        return
-
-            listener = asyncio.get_running_loop().create_task(listen())
+            listener = asyncio.get_running_loop().create_task(live_until_ended(live, events))
 
             async def poll_api() -> None:
                 # API traffic while the call streams: list, call record, live recording, metrics.
