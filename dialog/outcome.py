@@ -6,9 +6,9 @@ Rules, first match wins:
    through to", "pass your case to", "the warranty department").
 2. ``escalated``: the agent escalated, or brought in a supervisor or manager.
 3. ``follow_up``: the agent promised a follow-up ("follow up", "call you back", "get back to you").
-4. ``resolved``: the call ends on customer thanks or goodbyes (or a ``closing`` phase) and the
-   customer's sentiment recovered (ends non-negative, or rose clearly from the start), with the
-   customer's last turn not venting.
+4. ``resolved``: the call ends on customer thanks or goodbyes in their last three turns (or a
+   ``closing`` phase) and the customer's sentiment recovered (ends positive, or rose clearly from the
+   start, or ends neutral after thanks), with the customer's last turn not venting.
 5. ``resolved`` too when the agent acted on the problem (the call reached a ``resolution`` phase,
    e.g. "i've booked a priority delivery"), the customer's sentiment recovered and their last turn
    is calm, even without thanks: a grudging "fine, i guess" after a fix is still a fix (the coach
@@ -43,6 +43,8 @@ FOLLOW_UP = re.compile(
     rf"|(?:call|email|text) you (?:tomorrow|later|next week|once(?! {_DONE_NOTICE})|when(?! {_DONE_NOTICE})|as soon))\b"
 )
 _NEGATION = frozenset("cant cannot not wont unable dont no never".split())
+#: How many of the customer's last turns are searched for thanks or goodbyes.
+CLOSING_TURNS = 3
 #: The customer's closing sentiment (mean of the last two turns) that counts as recovered.
 RECOVERED = 0.05
 #: Or: how far it must have risen from the start of the call.
@@ -77,11 +79,15 @@ def infer_outcome(utterances: Sequence[Utterance], phases_timeline: Sequence[Map
     if phrase:
         return _result("follow_up", f"The agent promised a follow-up (\"{phrase}\").")
 
-    closing_words = any(THANKS_CUE.search(normalize(u.text)) or GOODBYE_CUE.search(normalize(u.text))
-                        for u in customer[-2:])
+    last_words = [normalize(u.text) for u in customer[-CLOSING_TURNS:]]
+    thanked = any(THANKS_CUE.search(text) for text in last_words)
+    closing_words = thanked or any(GOODBYE_CUE.search(text) for text in last_words)
     closing_phase = any(p.get("phase") == "closing" for p in phases_timeline)
     start, end = metrics.get("sentiment_start"), metrics.get("sentiment_end")
-    recovered = end is not None and (end >= RECOVERED or (start is not None and end - start >= RECOVERY_GAIN))
+    # After thanks, a neutral end counts too: what follows a "thank you" is often a goodbye the recogniser
+    # turned into neutral noise ("no thats all bye" heard as "yelling at all").
+    recovered = end is not None and (end >= RECOVERED or (start is not None and end - start >= RECOVERY_GAIN)
+                                     or (thanked and end >= 0))
     last_calm = bool(customer) and customer[-1].phase != "venting"
     if (closing_words or closing_phase) and recovered and last_calm:
         return _result("resolved", "The customer closed with thanks and their sentiment recovered.")

@@ -77,6 +77,18 @@ def test_resolved_needs_thanks_and_recovered_sentiment() -> None:
     assert infer_outcome(quiet, [], [], metrics(-0.3, 0.3))["disposition"] == "unresolved"
 
 
+def test_thanks_then_neutral_noise_is_resolved() -> None:
+    # The demo call: "thank you", then a goodbye the recogniser turned into neutral words.
+    turns = call(("customer", "my bill doubled", "venting"), ("agent", "ive split it over three bills", "other"),
+                 ("customer", "thank you", "other"), ("customer", "yelling at all", "other"),
+                 ("customer", "i", "other"))
+    assert infer_outcome(turns, [], [], metrics(0.1, 0.0))["disposition"] == "resolved"
+    # Without the thanks, a neutral end is not a recovery; after thanks, a negative end still isn't.
+    no_thanks = [*turns[:2], *turns[3:]]
+    assert infer_outcome(no_thanks, [], [], metrics(0.1, 0.0))["disposition"] == "unresolved"
+    assert infer_outcome(turns, [], [], metrics(0.1, -0.2))["disposition"] == "unresolved"
+
+
 def test_a_fix_the_customer_accepts_without_thanks_is_resolved() -> None:
     turns = call(("customer", "my parcel never came", "venting"),
                  ("agent", "ive booked a priority delivery for tomorrow", "other"),
