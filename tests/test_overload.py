@@ -110,6 +110,14 @@ def test_guard_hysteresis() -> None:
         OverloadGuard(degrade_lag=0.2, recover_lag=0.2)
 
 
+def overload_session(sid: str, engine: SlowEngine, store: CallStore, hub: LiveHub, clock: Clock,
+                     metrics: Metrics | None = None) -> CallSession:
+    return CallSession(
+        NewCall(sid, "MZ" + sid, "2026-11-23T10:00:00Z"), engine=engine, store=store, hub=hub,  # type: ignore[arg-type]
+        metrics=metrics or Metrics(), classify=classify, redact=None, recorder=None,  # type: ignore[arg-type]
+        coach=Coach(load_playbook()), monotonic=clock, wall_clock=lambda: "2026-11-23T10:01:00Z")
+
+
 async def test_overload_sheds_agent_keeps_customer_and_recovers(tmp_path: Path) -> None:
     clock = Clock()
     engine = SlowEngine(clock)
@@ -118,10 +126,7 @@ async def test_overload_sheds_agent_keeps_customer_and_recovers(tmp_path: Path) 
     hub = LiveHub()
     events = hub.subscribe("CAover")
     metrics = Metrics()
-    session = CallSession(
-        NewCall("CAover", "MZover", "2026-11-23T10:00:00Z"), engine=engine, store=store, hub=hub,  # type: ignore[arg-type]
-        metrics=metrics, classify=classify, redact=None, recorder=None,  # type: ignore[arg-type]
-        coach=Coach(load_playbook()), monotonic=clock, wall_clock=lambda: "2026-11-23T10:01:00Z")
+    session = overload_session("CAover", engine, store, hub, clock, metrics)
     await session.start()
     try:
         customer, agent = engine.streams["customer"][0], engine.streams["agent"][0]
@@ -190,10 +195,7 @@ async def test_faster_than_real_time_call_neither_sheds_nor_announces(tmp_path: 
     await store.open()
     hub = LiveHub()
     events = hub.subscribe("CAfast")
-    session = CallSession(
-        NewCall("CAfast", "MZfast", "2026-11-23T10:00:00Z"), engine=engine, store=store, hub=hub,  # type: ignore[arg-type]
-        metrics=Metrics(), classify=classify, redact=None, recorder=None,  # type: ignore[arg-type]
-        coach=Coach(load_playbook()), monotonic=clock, wall_clock=lambda: "2026-11-23T10:01:00Z")
+    session = overload_session("CAfast", engine, store, hub, clock)
     await session.start()
     try:
         feed(session, "customer", turn(1.0), 0)
@@ -223,10 +225,7 @@ async def test_overload_state_is_shared_by_calls_on_one_engine(tmp_path: Path) -
     metrics = Metrics()
     sessions = []
     for sid in ("CAone", "CAtwo"):
-        s = CallSession(
-            NewCall(sid, "MZ" + sid, "2026-11-23T10:00:00Z"), engine=engine, store=store, hub=hub,  # type: ignore[arg-type]
-            metrics=metrics, classify=classify, redact=None, recorder=None,  # type: ignore[arg-type]
-            coach=Coach(load_playbook()), monotonic=clock, wall_clock=lambda: "2026-11-23T10:01:00Z")
+        s = overload_session(sid, engine, store, hub, clock, metrics)
         await s.start()
         sessions.append(s)
     try:
