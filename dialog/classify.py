@@ -12,7 +12,8 @@ This module owns:
 The rules describe general English question structure and complaint language, so casing and
 punctuation are never needed. Context matters for venting: the turn that opens a contact says why
 the customer got in touch, so a calm fault report or several weak grievance cues there make a
-complaint. A calm fault report later in a call still counts in full: to a contact center a customer's
+complaint, and so does an opening "why is/does/did ..." (a company asked to account for itself). A calm
+fault report later in a call still counts in full: to a contact center a customer's
 "you charged me twice" is a grievance, even if everyday chat would call it an answer (discounting it
 gained 0.007 DailyDialog macro-F1 and lost venting turns on our own calls).
 
@@ -65,6 +66,7 @@ _W_OPENING_WEAK = 0.5
 _MIN_OPENING_WORDS = 5
 _OPENING_FREE_CUES = 1
 _W_OPENING_WHY = 0.5
+_W_OPENING_WHY_ALONE = 1.0
 # Illness, pain or one's own mishap without anger: subtracted from the venting score.
 _MISFORTUNE_DAMPING = 0.5
 # A clearly formed question mid-conversation raises the venting threshold by this much when no anger is heard.
@@ -183,10 +185,8 @@ class UtteranceClassifier:
             if first in ("have", "has", "had") and second in ("a", "an", "the", "some", "fun", "nice"):
                 return 0.0  # "have a nice day", "have a seat": imperatives
             if first in lx.WH_WORDS:
-                if (second in lx.EXCLAMATIVE_AFTER_WH and second not in ("a", "an")) or (
-                    second in ("a", "an") and first == "what" and len(core) <= 5
-                ):
-                    pass  # "how lovely", "what a mess": exclamatives
+                if second in lx.EXCLAMATIVE_AFTER_WH and (first == "what" or second not in ("a", "an")):
+                    pass  # "how lovely", "what a mess", "what a lovely day it is": exclamatives
                 elif second in lx.PRONOUN_SUBJECTS and len(core) > 6 and not _has_aux(core[2:4]):
                     pass  # "when i called they said ...": a subordinate clause, not a question
                 else:
@@ -244,6 +244,9 @@ class UtteranceClassifier:
             prev_ok = tokens[i - 1] not in lx.MID_BLOCK_PREV \
                 or (tokens[i - 1] == "see" and t in ("do", "does", "did"))
             if t in lx.MID_AUX and tokens[i + 1] in lx.PRONOUN_SUBJECTS and prev_ok:
+                if t in lx.MODALS and tokens[i + 1] in ("you", "u", "i", "we") \
+                        and _modal_request_score(tokens[i:]) < QUESTION_THRESHOLD:
+                    continue  # "thats too far can you change some money": a request, not a question
                 return 0.7
             if t in lx.MID_COPULA and tokens[i + 1] in lx.MID_COPULA_SUBJ and prev_ok \
                     and tokens[i - 1] not in lx.SUBJECTS and tokens[i - 1] not in ("thats", "theres", "its"):
@@ -288,6 +291,10 @@ class UtteranceClassifier:
         if opening_customer and "why" in tokens[:6] and (score > 0 or opening_cues > 0):
             # Opening a contact with "why is/does/did ... not ..." demands an account of a failure.
             score += _W_OPENING_WHY
+        elif opening_customer and _asks_why(tokens):
+            # Even without a negation, a contact opened with "why is my bill ..." asks a company to
+            # account for something it did.
+            score += _W_OPENING_WHY_ALONE
         if anger == 0 and self._personal_misfortune.search(norm):
             score -= _MISFORTUNE_DAMPING  # illness, pain, own clumsiness: bad luck, not a grievance
         if sentiment <= _NEG_SENTIMENT:
@@ -309,12 +316,21 @@ def _modal_request_score(core: list[str]) -> float:
     if not verbs:
         return 0.8
     verb = verbs[0]
+    if core[1] in ("i", "we") and verb in lx.OFFER_OR_PERMISSION_VERBS:
+        return 0.3  # "may i see your ticket", "may i suggest the fish": a request or an offer
+    if core[0] in ("can", "could") and core[1] in ("i", "we") and verb not in lx.DETAIL_REQUEST_VERBS:
+        return 1.0  # "can i pay by card", "could we change the date": asks what is possible
     if verb in lx.DETAIL_REQUEST_VERBS:
         return 1.0 if any(t in ("your", "the") for t in core[3:7]) else 0.3
     if verb in lx.INFO_REQUEST_VERBS or verb in lx.AUX or verb in ("like", "prefer", "be", "mind"):
         # "would you like", "would you mind" offers/permission checks read as questions to a caller
         return 1.0 if verb != "mind" else 0.0
     return 0.3
+
+
+def _asks_why(tokens: list[str]) -> bool:
+    core = _strip_fillers(tokens)
+    return len(core) > 2 and core[0] == "why" and core[1] in lx.AUX
 
 
 def _has_aux(tokens: Sequence[str]) -> bool:

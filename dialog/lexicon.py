@@ -111,6 +111,9 @@ INFO_REQUEST_VERBS = frozenset(
     """tell confirm check explain clarify advise spell repeat let help ask know find hear recommend
     suggest say describe remind verify look see""".split()
 )
+# After "can/may i" or "can we" these ask leave to do something or offer something ("may i see your
+# ticket", "may i suggest the fish"), not for information: a directive or an offer.
+OFFER_OR_PERMISSION_VERBS = frozenset("see look suggest recommend".split())
 # These ask for information only when they ask for *your/the* details: "can i have your name".
 DETAIL_REQUEST_VERBS = frozenset("have take get give send quote book".split())
 MODALS = frozenset("can could would will may might shall".split())
@@ -154,6 +157,8 @@ VENT_ANGER = [
     r"worst|horrendous|atrocious|abysmal|lousy|poor service|bad service|terrible service|"
     r"awful service|rude|robbery|rip ?off|ripped off|scam\w*|cheat\w*|unprofessional",
     r"you people|you lot",
+    r"what gives you the right|who do you think you are|"
+    r"(?:thats|that is|youre|you are) (?:so |really |too )?(?:harsh|mean|selfish|cruel|heartless)",
     # interpersonal anger: telling someone off, dares, threats, "never listens"
     r"butt out|mind your own business|get out of (?:my|here)|(?:you|i) dare|dare you|nuisance|"
     r"(?:you|he|she|they) never (?:listen|listens|listened)|never listens|got robbed|"
@@ -212,10 +217,11 @@ VENT_GRIEVANCE = [
     r"not able to|unable to|keeps? not) (?:\w+ )?(?:work|working|works|worked|load|loading|connect|"
     r"connecting|charge|charging|turn on|respond|responding|print|printing|scan|open|opening|sign in|"
     r"log ?in|access|sync|accept|accepting|recogni[sz]\w*|play|start|send|sending|receive|deliver\w*|"
-    r"show|showing|update|updating|download|install|pay|use|get through|hear|let me|letting me|help|"
-    r"helping|fit|"
+    r"show|showing|update|updating|download|install|pay|use|get through|hear|let me|letting me|fit|"
     r"sync\w*|listed|appearing|available|accurate|compatible|valid|processed|credited|refunded|covered|"
-    r"honou?red|delivered|fixed|resolved|sorted)",
+    r"honou?red|delivered|fixed|resolved|sorted)|"
+    # "i cant help it" is a habit and "we cant help with that" a remit; not helping the caller is a grievance
+    r"(?:doesnt|dont|didnt|wont|wouldnt|never|not|refused to|refuse to) (?:even )?help(?:ing)? (?:me|us)",
     r"still (?:not|isnt|doesnt|cant|wont|no|nothing|havent|hasnt|broken|down|waiting)|"
     r"(?:havent|have not|hasnt|has not|not) (?:\w+ )?(?:heard back|heard anything|received|had a reply|"
     r"had an answer|had a response)|no luck|messed up|screwed up|mess up|screw up|beware",
@@ -251,8 +257,9 @@ VENT_GRIEVANCE = [
     r"nothing works|no worky|(?:stop|quit) (?:asking|sending|hassling|charging|calling|emailing|spamming)|"
     r"(?:apps?|site|website|servers?|system|service|internet|wifi|network|power) (?:is |are |was |went )?down|"
     r"(?:hrs|hours|mins|minutes) late|declined|what gives|whats going on with|(?:fix ?it|fix this)",
-    # sarcasm that usually introduces a grievance: "great job", "love how it ...", "thanks a lot"
-    r"(?:great|nice|good|brilliant|fantastic|awesome|amazing|stellar) (?:job|work|going)|way to go|"
+    # sarcasm that usually introduces a grievance: "love how it ...", "thanks a lot" ("great job" is
+    # as often real praise, so it is only a weak cue below)
+    r"way to go|"
     r"(?:love|loving|gotta love|dont you love) (?:it )?(?:when|how) (?:you|u|they|my|the|your|i|it)|"
     r"thanks a lot|just what i needed|sarcasm",
     # not getting what was paid for or promised
@@ -277,8 +284,18 @@ VENT_GRIEVANCE = [
     r"(?:hours|days|weeks|months) (?:ago|later|now)",
     r"your (?:staff|people|app|website|site|system|customer service)|customer service",
     r"angry|annoyed|annoying|frustrated|frustrating|upset|disappointed|disappointing|"
-    r"unhappy|irritated|irritating|mad|hate(?! to)|hated|sucks|suck|stinks|terrible|horrible|awful|"
+    r"unhappy|irritated|irritating|mad|hated|sucks|suck|stinks|terrible|horrible|awful|"
+    # hating a food or a chore is taste; hating how something is done, or a service, is a grievance
+    r"(?:hate|hates) (?:it|this|that|how|when|the way|your|you|waiting|being|having to|dealing)|"
     r"dreadful|pointless|unfair|not fair|fix it|sort it out",
+    # impolite or dishonest treatment, sluggish apps, calls that never come back
+    r"impolite|disrespectful|condescending|dismissive|shady|sketchy|dodgy|deceptive|false advertising|"
+    r"laggy|lagging|buffering|throttl\w*|not (?:very |at all |even )?helpful|of no help|no help at all|"
+    r"no (?:call|phone call|callback|call back|reply|response) back|"
+    r"(?:called|rang|phoned|emailed|messaged|contacted|chased) (?:you |them )?(?:\w+ )?(?:\w+ )?(?:times|twice)",
+    # run-together hashtags and chat shorthand ("#epicfail" is matched above): "#nothappy",
+    # "#worstservice", "smh"
+    r"\w+(?:worst|nothappy|badservice|sucks|ripoff)\w*|(?:worst|nothappy|badservice|ripoff)\w+|smh",
 ]
 
 # Problem words that are as often neutral ("whats the problem", "do you have any trouble"):
@@ -289,6 +306,7 @@ VENT_MILD = [
 
 # Weak cues: only count alongside something else.
 VENT_WEAK = [
+    r"(?:great|nice|good|brilliant|fantastic|awesome|amazing|stellar) (?:job|work|going)|"
     r"again|still|never|always|nothing|nobody|no one|even|please help|pls help|any help|help me|"
     r"help please|refund|cancel|what is going on|whats going on|whats up with|why|come on|your company|"
     r"your service",

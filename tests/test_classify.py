@@ -338,3 +338,67 @@ def test_the_customers_first_turn_opens_the_contact_even_after_the_agents_greeti
     greeting = [("agent", "thanks for calling northwind how can i help")]
     text = "my internet has dropped out every evening this week"
     assert clf.classify(text, context=greeting).phase == clf.classify(text).phase == "venting"
+
+
+# --- issue #3 follow-up: product grievances, praise and taste, requests inside a turn, opening "why" ----
+
+_GREETING = [("agent", "thanks for calling northwind how can i help")]
+
+
+@pytest.mark.parametrize("text", [
+    "he charged me twice a month",
+    "and every time i called someone committed to take that and nothing happened",
+    "i don't care how you didn't work",
+    "my internet has dropped out every evening this week",
+    "are you kidding me",
+    "if they didn't order today i'm cancelling everything",
+])
+def test_customer_grievances_told_mid_call_stay_venting(clf: UtteranceClassifier, text: str) -> None:
+    # Product rule: on our calls a customer's grievance is venting even when told calmly mid-call
+    # (ASR-style wording, as the recogniser delivers it).
+    context = [*_GREETING, ("customer", "hi its about my account"), ("agent", "okay what seems to be the problem")]
+    assert clf.classify(text, "customer", context=context).phase == "venting"
+
+
+@pytest.mark.parametrize("text", [
+    "great job on the presentation today",
+    "i hate broccoli but i love carrots",
+    "i cant help laughing at that",
+])
+def test_praise_taste_and_habits_are_not_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text, context=_ASKED).phase == "other"
+
+
+@pytest.mark.parametrize("text", [
+    "i hate how you keep changing my plan",
+    "your support team refused to help me",
+    "the staff at the counter were impolite",
+    "the app keeps buffering",
+    "i rang you four times last week",
+    "who do you think you are",
+])
+def test_more_grievance_vocabulary(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text, context=_ASKED).phase == "venting"
+
+
+@pytest.mark.parametrize("text", [
+    "may i see your ticket please",
+    "thats fine can you carry my bags upstairs",
+    "thats fine may i suggest the fish",
+])
+def test_requests_and_offers_inside_a_turn_are_not_questions(clf: UtteranceClassifier, text: str) -> None:
+    # "can you carry", "may i see": asking for an action or leave, not for information
+    assert clf.classify(text, context=_ASKED).phase == "other"
+
+
+def test_opening_why_asks_a_company_to_account_for_itself(clf: UtteranceClassifier) -> None:
+    assert clf.classify("why is my bill so high this month", context=_GREETING).phase == "venting"
+    # a calm "why" about opening hours stays a question once the agent has spoken
+    assert clf.classify("why does the shop close early on sundays", context=_GREETING).phase == "question"
+
+
+def test_asking_what_is_possible_is_a_question(clf: UtteranceClassifier) -> None:
+    # "can i/we + verb" from a caller asks whether something can be done: information, not a directive.
+    for text in ("can i pay it in smaller parts", "can i change my address", "could we move the appointment"):
+        assert clf.classify(text).phase == "question", text
+    assert clf.classify("may i suggest the fish").phase == "other"  # an offer stays an offer
