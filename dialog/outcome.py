@@ -9,11 +9,12 @@ Rules, first match wins:
 4. ``resolved``: the call ends on customer thanks or goodbyes in their last three turns (or a
    ``closing`` phase) and the customer's sentiment recovered (ends positive, or rose clearly from the
    start, or ends neutral after thanks), with the customer's last turn not venting.
-5. ``resolved`` too when the agent acted on the problem (the call reached a ``resolution`` phase,
-   e.g. "i've booked a priority delivery"), the customer's sentiment recovered and their last turn
-   is calm, even without thanks: a grudging "fine, i guess" after a fix is still a fix (the coach
-   raises its "fine" card; the disposition is about the problem).
-6. ``unresolved``: anything else.
+5. ``unresolved`` when the coach found no fix on offer (its ``no_resolution`` card fired).
+6. ``resolved`` too when the agent acted on the problem (the call reached a ``resolution`` phase,
+   e.g. "i've booked a priority delivery"), the customer's sentiment recovered to non-negative and
+   their last turn is calm, even without thanks: a grudging "fine, i guess" after a fix is still a
+   fix (the coach raises its "fine" card; the disposition is about the problem).
+7. ``unresolved``: anything else.
 
 Agent phrases preceded by a negation ("i can't transfer you") don't count. The result always has
 ``source: "inferred"``; an agent's own disposition overrides it elsewhere.
@@ -91,11 +92,11 @@ def infer_outcome(utterances: Sequence[Utterance], phases_timeline: Sequence[Map
     last_calm = bool(customer) and customer[-1].phase != "venting"
     if (closing_words or closing_phase) and recovered and last_calm:
         return _result("resolved", "The customer closed with thanks and their sentiment recovered.")
-    acted = any(p.get("phase") == "resolution" for p in phases_timeline)
-    if acted and recovered and last_calm:
-        return _result("resolved", "The agent acted on the problem and the customer ended calm, without thanks.")
     if any(p.get("trigger") == "no_resolution" for p in prompts):
         return _result("unresolved", "The agent could not offer a fix and no referral was made.")
+    acted = any(p.get("phase") == "resolution" for p in phases_timeline)
+    if acted and recovered and end is not None and end >= 0 and last_calm:
+        return _result("resolved", "The agent acted on the problem and the customer ended calm, without thanks.")
     if not customer:
         return _result("unresolved", "The customer said nothing that was transcribed.")
     if not recovered:

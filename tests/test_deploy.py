@@ -128,7 +128,8 @@ def test_deployment_environment_is_known_and_loads(kube: dict[str, dict[str, Any
     assert str(config.data_dir) == "/var/lib/carecoach"
 
 
-def test_service_hpa_pdb_and_ingress_point_at_the_deployment(kube: dict[str, dict[str, Any]]) -> None:
+def test_service_hpa_pdb_and_ingress_point_at_the_deployment(kube: dict[str, dict[str, Any]],
+                                                             routes: set[str]) -> None:
     labels = kube["Deployment/carecoach"]["spec"]["template"]["metadata"]["labels"]
     service = kube["Service/carecoach"]["spec"]
     assert service["selector"].items() <= labels.items()
@@ -143,8 +144,18 @@ def test_service_hpa_pdb_and_ingress_point_at_the_deployment(kube: dict[str, dic
     pdb = kube["PodDisruptionBudget/carecoach"]["spec"]
     assert pdb["selector"]["matchLabels"].items() <= labels.items()
     ingress = kube["Ingress/carecoach"]
-    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": "carecoach", "port": {"name": service["ports"][0]["name"]}}
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    for path in paths:
+        assert path["backend"]["service"] == {"name": "carecoach", "port": {"name": service["ports"][0]["name"]}}
+
+    def exposed(route: str) -> bool:
+        return any(route == p["path"] if p["pathType"] == "Exact" else
+                   route == p["path"] or route.startswith(p["path"].rstrip("/") + "/") for p in paths)
+
+    # Every public route is reachable; metrics and probes stay inside the cluster.
+    internal = {"/metrics", "/healthz", "/readyz"}
+    assert not any(exposed(route) for route in internal)
+    assert all(exposed(route) for route in routes - internal), sorted(r for r in routes if not exposed(r))
     assert int(ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
 
 
@@ -221,9 +232,11 @@ def test_reverse_proxies_upgrade_websockets_with_long_timeouts(routes: set[str])
     timeout = int(re.search(r"proxy_read_timeout (\d+)s;", ws_block).group(1))  # type: ignore[union-attr]
     assert timeout >= 3600
     pattern = re.compile(ws_block.split()[2].rstrip())  # the location's own regex
-    for path in ("/twilio/stream", "/twilio/whisper", "/api/live", "/api/calls/CA123/live"):
+    # Every WebSocket route of the app: carriers' media streams and the live feeds.
+    for path in ("/twilio/stream", "/twilio/whisper", "/audiohook", "/audiofork", "/api/live", "/api/calls/CA123/live"):
         assert pattern.match(path), path
-    assert {"/twilio/stream", "/twilio/whisper", "/api/live", "/api/calls/{call_sid}/live"} <= routes
+    assert {"/twilio/stream", "/twilio/whisper", "/audiohook", "/audiofork", "/api/live",
+            "/api/calls/{call_sid}/live"} <= routes
     assert "location = /metrics" in nginx and "listen 443 ssl" in nginx
     caddy = (DEPLOY / "Caddyfile").read_text()
     assert f"reverse_proxy 127.0.0.1:{DEFAULT_PORT}" in caddy and "respond /metrics 404" in caddy

@@ -101,6 +101,10 @@ def test_a_fix_the_customer_accepts_without_thanks_is_resolved() -> None:
     assert infer_outcome(turns, acted, [], metrics(-0.5, -0.3))["disposition"] == "unresolved"
     angry = [*turns[:2], Utterance(2, "customer", 6.0, 8.5, "thats useless", "venting", 0.9)]
     assert infer_outcome(angry, acted, [], metrics(-0.5, 0.1))["disposition"] == "unresolved"
+    # Risen but still negative is not calm, and a fix the coach found impossible is no fix.
+    assert infer_outcome(turns, acted, [], metrics(-0.8, -0.45))["disposition"] == "unresolved"
+    impossible = [{"id": "refer-onward", "trigger": "no_resolution"}]
+    assert infer_outcome(turns, acted, impossible, metrics(-0.5, 0.1))["disposition"] == "unresolved"
 
 
 def test_unresolved_notes_say_why() -> None:

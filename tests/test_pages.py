@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from dialog.types import NewCall, Utterance
 from tests.conftest import ServerFactory
 from voice.config import Config, ConfigError, load_config
 from voice.metrics import Metrics
+from voice.pages import _safe_next
 from voice.retention import purge_expired, retention_ctx
 from voice.simulate import stream_call
 from voice.state import CONFIG, METRICS, STORE
@@ -131,12 +133,22 @@ async def test_every_page_renders_with_strict_headers(make_server: ServerFactory
         assert status == 200, page
         csp = headers["Content-Security-Policy"]
         assert "default-src 'self'" in csp and "script-src" not in csp  # scripts: same origin only
-        assert "<script>" not in text  # no inline script anywhere
+        assert not re.search(r"<script(?![^>]*\bsrc=)", text)  # no inline script anywhere
         if script:
             assert f'src="/static/{script}"' in text and 'src="/static/common.js"' in text
-    # Values echoed from the URL are escaped.
+    # Values echoed from the URL are escaped (the replay page echoes its path's call id unvalidated).
+    _, _, text = await fetch(server, "GET", "/calls/%22%3E%3Cb%3Ex")
+    assert "&quot;&gt;&lt;b&gt;x" in text and '"><b>' not in text
+    # Query values that aren't ids are dropped before they reach the page.
     _, _, text = await fetch(server, "GET", '/console?call="><b>x&agent=<i>')
     assert "<b>" not in text and "<i>" not in text
+
+
+def test_sign_in_only_returns_to_our_own_paths() -> None:
+    assert _safe_next("/calls?q=refund") == "/calls?q=refund"
+    # "//host", "/\\host" and, once a browser drops the tab or newline, "/\t/host" all leave the site.
+    for target in ("//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/evil.example", "https://evil.example"):
+        assert _safe_next(target) == "/console", target
 
 
 # --- agent identities ------------------------------------------------------------------------------------

@@ -66,8 +66,12 @@ def _page(request: web.Request, title: str, body: str, script: str | None, statu
 
 
 def _safe_next(target: str) -> str:
-    # Only our own paths: "//host" and "/\\host" would send a fresh sign-in to someone else's site.
-    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/console"
+    # Only our own paths: "//host" and "/\\host" would send a fresh sign-in to someone else's site, and
+    # browsers drop tabs and newlines from URLs, so "/\t/host" is "//host" too: any control character or
+    # backslash refuses the target.
+    own = target.startswith("/") and not target.startswith("//") \
+        and not any(c == "\\" or ord(c) < 0x20 or ord(c) == 0x7f for c in target)
+    return target if own else "/console"
 
 
 # --- sign-in -------------------------------------------------------------------------------------------

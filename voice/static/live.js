@@ -115,6 +115,9 @@ function noteComplaint(sid, text) {
 }
 
 function onEvent(e) {
+  // An ended call's row is dropped after a minute; its late events (the agent's outcome) must not bring
+  // it back as a live call that never ends.
+  if (!calls.has(e.call_sid) && (e.type === "outcome" || e.type === "call_ended")) return;
   const c = track(e.call_sid, {at: Math.max(e.at || 0, calls.has(e.call_sid) ? calls.get(e.call_sid).at : 0),
     seenAt: Date.now()});
   switch (e.type) {
@@ -141,6 +144,8 @@ function onEvent(e) {
       break;
     case "call_ended":
       c.ended = true;
+      // "Repeated complaint" counts calls that are live together, not every call seen since the page opened.
+      for (const sids of complaints.values()) sids.delete(e.call_sid);
       setTimeout(() => { calls.delete(e.call_sid); render(); }, 60000);
       break;
   }
