@@ -327,7 +327,6 @@ class Coach:
         self._customer_open: tuple[float, float] | None = None  # (start, latest partial time)
         self._agent_open: float | None = None  # start of the agent's in-progress turn (from partials)
         self._partial_venting = False  # the customer's in-progress turn classifies as venting so far
-        self._open_venting: float | None = None  # start of the in-progress customer piece a partial found venting
         self._turns = TurnJoiner(turn_gap)  # customer finals joined back into turns
         self._explained: list[float] = []  # starts of agent turns already coached for explaining
         self._ended_episode: tuple[float, float] | None = None  # (start, end) of the last venting episode
@@ -369,13 +368,8 @@ class Coach:
         duration = max(0.0, utterance.end - utterance.start)
         self._talk[utterance.speaker] += duration
         if utterance.speaker == "customer":
-            venting = phase == "venting"
-            if self._open_venting is not None and self._open_venting <= utterance.end:
-                # A partial of this piece read as venting: the final's text lost it, the coach heard it
-                # (unless that piece never got a final and this one starts well after it).
-                venting = venting or self._open_venting >= utterance.start - self._turns.max_gap
-                self._open_venting = None
-            turn, _joined = self._turns.add("customer", utterance.start, utterance.end, venting)
+            # A piece a partial read as venting stays venting even if its final's text lost the words.
+            turn, _joined = self._turns.add("customer", utterance.start, utterance.end, phase == "venting")
             if turn.venting:
                 # A calm piece of a venting turn (the VAD cut it at a pause) is still that turn.
                 phase = "venting"
@@ -400,7 +394,7 @@ class Coach:
             continues_venting = turn is not None and turn.venting
             self._partial_venting = phase == "venting" or continues_venting
             if phase == "venting":
-                self._open_venting = start if self._open_venting is None else min(self._open_venting, start)
+                self._turns.partial_venting(speaker, start)
             if self._partial_venting:
                 self._start_episode(start if turn is None else turn.start, fired)
                 self._last_vent_end = max(self._last_vent_end or 0.0, now)

@@ -126,6 +126,14 @@ class TurnJoiner:
         self.max_gap = max_gap
         self._turns: dict[str, Turn] = {}
         self._starts: dict[str, list[float]] = {}
+        # Per speaker: start of the in-progress piece a partial read as venting.
+        self._partial_venting: dict[str, float] = {}
+
+    def partial_venting(self, speaker: str, start: float) -> None:
+        """A partial of ``speaker``'s piece that began at ``start`` read as venting: its final counts as
+        venting even if the final's text loses the words (see :meth:`add`)."""
+        earlier = self._partial_venting.get(speaker)
+        self._partial_venting[speaker] = start if earlier is None else min(earlier, start)
 
     def heard(self, speaker: str, start: float) -> None:
         """``speaker`` was heard speaking from ``start`` (a partial or a final)."""
@@ -146,6 +154,12 @@ class TurnJoiner:
 
     def add(self, speaker: str, start: float, end: float, venting: bool) -> tuple[Turn, bool]:
         """Record a final; returns its turn (joined or new) and whether it continued an earlier piece."""
+        opened = self._partial_venting.get(speaker)
+        if opened is not None and opened <= end:
+            # This final closes the piece a partial found venting (unless that piece never got a final
+            # and this one starts well after it).
+            venting = venting or opened >= start - self.max_gap
+            del self._partial_venting[speaker]
         self.heard(speaker, start)
         prev = self.turn(speaker, start)
         if prev is None:
@@ -177,7 +191,6 @@ class PhaseTracker:
         self._last_vent_end: float | None = None
         self._last_customer: tuple[Phase, float] | None = None  # (label, sentiment) of the latest turn
         self._customer_open: float | None = None  # start of a customer turn still in progress (partials)
-        self._open_venting: float | None = None  # start of the in-progress customer piece a partial found venting
         self._calm_since: float | None = None  # start of the first calm customer turn after venting
         self._turns = TurnJoiner(turn_gap)
 
@@ -219,7 +232,7 @@ class PhaseTracker:
         else:
             self._turns.heard(speaker, start)
         if speaker == "customer" and phase == "venting":
-            self._open_venting = start if self._open_venting is None else min(self._open_venting, start)
+            self._turns.partial_venting(speaker, start)
             self._customer_spoke = True
             self._calm_count = 0
             self._calm_since = None
@@ -259,13 +272,7 @@ class PhaseTracker:
         tokens = text.split()
         if self._customer_open is not None and self._customer_open <= utterance.end:
             self._customer_open = None
-        venting = utterance.phase == "venting"
-        if self._open_venting is not None and self._open_venting <= utterance.end:
-            # This final closes the piece a partial found venting (unless that piece never got a final
-            # and this one starts well after it).
-            venting = venting or self._open_venting >= utterance.start - self._turns.max_gap
-            self._open_venting = None
-        turn, joined = self._turns.add("customer", utterance.start, utterance.end, venting)
+        turn, joined = self._turns.add("customer", utterance.start, utterance.end, utterance.phase == "venting")
         if not self._customer_spoke and not turn.venting \
                 and (not tokens or all(t in _GREETING_WORDS for t in tokens)):
             return  # "hi", "hello yes": still the opening
