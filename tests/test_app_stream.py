@@ -8,16 +8,21 @@ import io
 import json
 import re
 import wave
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import numpy as np
 import pytest
 
+from dialog.types import NewCall
 from tests.conftest import ServerFactory, live_until_ended
 from tests.wer import wer
+from voice.calls import CallRefused, finish_session, open_session
 from voice.codec import pcm16_to_ulaw
+from voice.session import CallSession
 from voice.simulate import MediaStreamClient, new_call_sid, stream_call
+from voice.state import METRICS, OPENING, SESSIONS, STORE, utc_now
 
 pytestmark = pytest.mark.slow
 
@@ -266,3 +271,30 @@ async def test_too_many_calls_is_refused_before_upgrade(make_server: ServerFacto
         assert refused.value.status == 503
         await twilio.stop()
         await twilio.wait_closed()
+
+
+async def test_two_streams_for_one_call_cannot_both_open(make_server: ServerFactory) -> None:
+    # Opening awaits the store; a second stream for the same call arriving meanwhile must be refused, not
+    # open a twin session whose utterances would overwrite the first's.
+    server = await make_server()
+    app = server.app
+    call = NewCall(new_call_sid(), "MZfirst", utc_now())
+    results = await asyncio.gather(open_session(app, call), open_session(app, replace(call, stream_sid="MZtwin")),
+                                   return_exceptions=True)
+    sessions = [r for r in results if isinstance(r, CallSession)]
+    refused = [r for r in results if isinstance(r, CallRefused)]
+    assert len(sessions) == 1 and [r.reason for r in refused] == ["duplicate_call"]
+    assert app[SESSIONS] == {call.call_sid: sessions[0]} and not app[OPENING]
+    await finish_session(app, sessions[0], "ended")
+    assert not app[SESSIONS]
+
+
+async def test_a_database_outage_at_call_start_refuses_the_call_on_every_carrier_path(
+        make_server: ServerFactory) -> None:
+    server = await make_server()
+    app = server.app
+    await app[STORE].close()
+    with pytest.raises(CallRefused) as refused:
+        await open_session(app, NewCall(new_call_sid(), "MZ1", utc_now(), carrier="audiohook"))
+    assert refused.value.reason == "database" and not app[SESSIONS] and not app[OPENING]
+    assert "carecoach_db_errors_total" in app[METRICS].render().decode()

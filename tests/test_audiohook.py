@@ -80,6 +80,7 @@ def test_documented_example_signature_verifies() -> None:
     ({"signature_input": DOC_INPUT.replace("sig1=(", "sig1=((")}, "malformed"),
     ({"signature": "sig1=:!!!:"}, "malformed"),
     ({"fields": {k: [v] for k, v in DOC_HEADERS.items() if k != "audiohook-correlation-id"}}, "missing"),
+    ({"derived": {**DOC_DERIVED, "@authority": "audiohook.exämple.com"}}, "not ASCII"),
 ])
 def test_signature_refusals(change: dict[str, Any], why: str) -> None:
     with pytest.raises(SignatureError, match=why):

@@ -307,7 +307,7 @@ async def test_the_api_keeps_its_contract_parameters_and_adds_paging(make_server
     server = await make_server()
     status, _, text = await fetch(server, "GET", "/api/calls?status=&outcome=&agent=&since=&q=&limit=5")
     assert status == 200 and json.loads(text) == {"calls": [], "total": 0, "offset": 0, "limit": 5}
-    for bad in ("sort=sideways", "offset=x", "limit=ten"):
+    for bad in ("sort=sideways", "offset=x", "limit=ten", "phase=%25"):
         status, _, text = await fetch(server, "GET", f"/api/calls?{bad}")
         assert status == 400 and "error" in json.loads(text), bad
 

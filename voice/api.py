@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from dialog.phases import CALL_PHASES
 from dialog.store import CALL_SORTS
 from dialog.types import DISPOSITIONS
 from voice.config import Config, Role
@@ -139,12 +140,16 @@ async def api_calls(request: web.Request) -> web.Response:
     if sort not in CALL_SORTS:
         raise web.HTTPBadRequest(text=f'{{"error": "sort must be one of {", ".join(CALL_SORTS)}"}}',
                                  content_type="application/json")
+    phase = q.get("phase") or None
+    if phase is not None and phase not in CALL_PHASES:
+        raise web.HTTPBadRequest(text=f'{{"error": "phase must be one of {", ".join(CALL_PHASES)}"}}',
+                                 content_type="application/json")
     # An agent's token lists that agent's calls, whatever `agent=` says.
     agent = request[AGENT_ID] or q.get("agent") or None
     calls, total = await request.app[STORE].search_calls(
         status=q.get("status") or None, outcome=q.get("outcome") or None, agent=agent,
         since=q.get("since") or None, until=q.get("until") or None, q=q.get("q") or None,
-        phase=q.get("phase") or None, sort=sort, limit=limit, offset=offset)
+        phase=phase, sort=sort, limit=limit, offset=offset)
     return web.json_response({"calls": calls, "total": total, "offset": offset, "limit": limit})
 
 

@@ -37,6 +37,7 @@ from voice.state import (
     ENGINE,
     HUB,
     METRICS,
+    OPENING,
     PLAYBOOK,
     SESSIONS,
     STORE,
@@ -61,6 +62,7 @@ def build_app(config: Config, *, engine: SpeechEngine | None = None,
     app[HUB] = LiveHub()
     app[METRICS] = Metrics()
     app[SESSIONS] = {}
+    app[OPENING] = set()
     app[CLASSIFIER] = UtteranceClassifier()
     app[SYNTHESIZER] = synthesizer or Synthesizer()
     app[WHISPERS] = Whispers(config, app[METRICS], app[SYNTHESIZER])

@@ -19,6 +19,7 @@ from aiohttp import web
 from dialog.classify import AudioCues, UtteranceClassifier
 from dialog.coach import Card, Coach
 from dialog.redact import redact
+from dialog.store import StoreError
 from dialog.types import CallStatus, NewCall, Phase
 from voice.ids import CALL_SID
 from voice.metrics import Metrics
@@ -31,6 +32,7 @@ from voice.state import (
     ENGINE,
     HUB,
     METRICS,
+    OPENING,
     PLAYBOOK,
     SESSIONS,
     STORE,
@@ -51,7 +53,7 @@ class CallRefused(ValueError):
 
 
 def at_capacity(app: web.Application) -> bool:
-    return len(app[SESSIONS]) >= app[CONFIG].max_calls
+    return len(app[SESSIONS]) + len(app[OPENING]) >= app[CONFIG].max_calls
 
 
 def classify_with(classifier: UtteranceClassifier) -> Callable[..., tuple[Phase, float]]:
@@ -67,11 +69,25 @@ def classify_with(classifier: UtteranceClassifier) -> Callable[..., tuple[Phase,
 async def open_session(app: web.Application, call: NewCall) -> CallSession:
     """Start `call`'s session and register it as streaming. A call id seen before continues its history
     (a reconnecting stream): its utterances keep counting from the last stored `seq`."""
-    config = app[CONFIG]
     if not CALL_SID.match(call.call_sid):
         raise CallRefused("malformed", f"invalid call id {call.call_sid[:80]!r}")
-    if call.call_sid in app[SESSIONS]:
+    if call.call_sid in app[SESSIONS] or call.call_sid in app[OPENING]:
         raise CallRefused("duplicate_call", f"call {call.call_sid} is already streaming")
+    app[OPENING].add(call.call_sid)
+    try:
+        session = await _start_session(app, call)
+    except StoreError as exc:
+        app[METRICS].count_db_error(exc)
+        raise CallRefused("database", f"call {call.call_sid} not transcribed: the database is unavailable "
+                                      f"({exc})") from None
+    finally:
+        app[OPENING].discard(call.call_sid)
+    app[SESSIONS][session.call_sid] = session
+    return session
+
+
+async def _start_session(app: web.Application, call: NewCall) -> CallSession:
+    config = app[CONFIG]
     existing = await app[STORE].get_call(call.call_sid)
     first_seq = 1 + max((u["seq"] for u in existing["utterances"]), default=-1) if existing else 0
     recorder = Recorder(config.recordings_dir / call.call_sid) if config.recordings else None
@@ -85,7 +101,6 @@ async def open_session(app: web.Application, call: NewCall) -> CallSession:
         recorder=recorder, coach=Coach(cards), whisper=whispers.for_call(call.call_sid) if wanted else None,
         endpoint_silence=config.endpoint_silence, wall_clock=utc_now, spill=Spill(config.spill_dir))
     await session.start(first_seq)
-    app[SESSIONS][session.call_sid] = session
     return session
 
 
@@ -93,7 +108,8 @@ async def finish_session(app: web.Application, session: CallSession, status: Any
     try:
         await session.finish(status)
     finally:
-        app[SESSIONS].pop(session.call_sid, None)
+        if app[SESSIONS].get(session.call_sid) is session:
+            del app[SESSIONS][session.call_sid]
         log.info("call %s: %s after %.1f s, %d utterances, %d bad frames", session.call_sid, status,
                  session.duration, len(session.utterances), session.frame_errors)
 

@@ -209,6 +209,9 @@ class Fanout:
                             self._hub.deliver(event)
             except psycopg.Error as exc:
                 log.warning("live fan-out: listener lost (%s); reconnecting in %.1f s", _first_line(exc), delay)
+            except Exception:
+                # Anything else (a malformed relayed event) must not end cross-replica events for good.
+                log.exception("live fan-out: listener failed; reconnecting in %.1f s", delay)
             self.listening.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._backoff[1])

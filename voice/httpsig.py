@@ -221,7 +221,12 @@ def signature_base(sig: SignatureInput, derived: Mapping[str, str], fields: Mapp
 
 
 def _hmac(secret: bytes, base: str) -> bytes:
-    return hmac.new(secret, base.encode("ascii", "strict"), hashlib.sha256).digest()
+    try:
+        data = base.encode("ascii", "strict")
+    except UnicodeEncodeError:
+        # RFC 9421 signs ASCII field values; anything else can't carry a valid signature (a 403, not a 500).
+        raise SignatureError("a signed component is not ASCII") from None
+    return hmac.new(secret, data, hashlib.sha256).digest()
 
 
 class NonceCache:

@@ -24,6 +24,9 @@ HUB = web.AppKey("hub", LiveHub)
 ENGINE = web.AppKey("engine", SpeechEngine)
 METRICS = web.AppKey("metrics", Metrics)
 SESSIONS = web.AppKey("sessions", dict[str, CallSession])
+#: Call ids whose sessions are being opened (awaiting the store): counted as taken, so two streams for one
+#: call can't both open and a burst of new calls can't overshoot max_calls.
+OPENING = web.AppKey("opening", set[str])
 CLASSIFIER = web.AppKey("classifier", UtteranceClassifier)
 PLAYBOOK = web.AppKey("playbook", tuple[Card, ...])
 SYNTHESIZER = web.AppKey("synthesizer", Synthesizer)

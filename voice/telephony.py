@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 from aiohttp import WSCloseCode, WSMsgType, web
 from twilio.twiml.voice_response import VoiceResponse
 
-from dialog.store import StoreError
 from dialog.types import CallStatus, NewCall
 from voice.calls import CallRefused, StreamErrors, at_capacity, finish_shielded, open_session
 from voice.ids import CALL_SID, E164, TWILIO_CALL_SID
@@ -237,17 +236,14 @@ async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
                     try:
                         session = await _open_session(request, message)
                     except CallRefused as exc:
+                        CALL_SID_LOG.reset(bound)
+                        if exc.reason == "database":
+                            # Nothing could be kept: say so once and let the stream go (the phone call itself
+                            # goes on; /readyz already reports the database down so new calls go elsewhere).
+                            log.error("%s", exc)
+                            break
                         reject(exc.reason, str(exc))
-                        CALL_SID_LOG.reset(bound)
                         continue
-                    except StoreError as exc:
-                        # Nothing could be kept: say so once and let the stream go (the phone call itself
-                        # goes on; /readyz already reports the database down so new calls go elsewhere).
-                        app[METRICS].count_db_error(exc)
-                        log.error("call %s: not transcribed: the database is unavailable (%s)", message.call_sid,
-                                  exc)
-                        CALL_SID_LOG.reset(bound)
-                        break
                     errors.attach(session)
                     log.info("call %s: stream %s started", session.call_sid, message.stream_sid)
                 case Stop():
