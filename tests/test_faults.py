@@ -264,6 +264,24 @@ async def test_replay_keeps_spill_files_it_cannot_write(tmp_path: Path, opened: 
         spill.path("../../etc/passwd")
 
 
+async def test_replay_claims_each_file_so_replicas_sharing_the_volume_lose_nothing(
+        tmp_path: Path, opened: list[CallStore]) -> None:
+    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.open()
+    opened.append(store)
+    await store.create_call(NewCall(CALL, "MZ1", "2026-11-23T10:00:00Z"))
+    spill = Spill(tmp_path / "spill")
+    first, later = (Utterance(n, "customer", n, n + 1.0, text, "other", 0.8)
+                    for n, text in ((1, "claimed by a crashed replay"), (2, "appended after the claim")))
+    spill.write(CALL, [first])
+    claimed = spill.directory / f"{CALL}.jsonl.replaying"
+    spill.path(CALL).replace(claimed)  # a replica claimed the file, then died before writing it in
+    spill.write(CALL, [later])  # another replica still on the call appends: a fresh file
+    assert await spill.replay(store) == 2
+    assert await stored_texts(store) == ["claimed by a crashed replay", "appended after the claim"]
+    assert spill.pending() == [] and not claimed.exists()
+
+
 async def test_a_broken_recogniser_in_one_call_leaves_a_concurrent_call_untouched(
         tmp_path: Path, opened: list[CallStore]) -> None:
     # Streams are handed out in order: call A opens customer+agent first, then call B.

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from dialog.phases import CALL_PHASES
-from dialog.store import CALL_SORTS
+from dialog.store import CALL_SORTS, StoreError
 from dialog.types import DISPOSITIONS
 from voice.config import Config, Role
 from voice.ids import AGENT, CALL_SID
@@ -317,7 +317,13 @@ async def api_live(request: web.Request) -> web.WebSocketResponse:
         if event["type"] == "call_started":
             owners[sid] = str(event.get("agent", ""))
         elif sid not in owners:
-            owners[sid] = await call_owner(request, sid)
+            try:
+                owners[sid] = await call_owner(request, sid)
+            except StoreError as exc:
+                # Unknown for now (not cached): skip this event rather than end the feed, whose sender
+                # task would otherwise die while the socket stays open.
+                request.app[METRICS].count_db_error(exc)
+                return False
         return owners[sid] == agent
 
     return await _live(request, None, own_call)

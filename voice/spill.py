@@ -58,24 +58,50 @@ class Spill:
 
     async def replay(self, store: CallStore) -> int:
         """Write every spilled utterance into `store`; returns how many. A file whose rows can't be
-        written (the database still failing, its call unknown) is kept for the next start."""
+        written (the database still failing, its call unknown) is kept for the next start.
+
+        Replicas may share DATA_DIR (one volume): a file is first claimed by renaming it, so a replica
+        appending to it meanwhile starts a fresh file instead of adding lines that the delete would lose,
+        and two replicas starting together never replay one file twice. A claim left by a crash is
+        picked up again."""
         total = 0
-        for path in self.pending():
-            call_sid = path.stem
+        claims = sorted(self.directory.glob(f"*.jsonl{_CLAIMED}")) if self.directory.is_dir() else []
+        for path in [*claims, *self.pending()]:
+            call_sid = path.name.split(".", 1)[0]
+            unclaimed = self.directory / f"{call_sid}.jsonl"
+            claimed = self.directory / f"{call_sid}.jsonl{_CLAIMED}"
+            if path == unclaimed:
+                try:
+                    path.replace(claimed)
+                except FileNotFoundError:
+                    continue  # another replica claimed it first
             try:
-                entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+                entries = [json.loads(line) for line in claimed.read_text(encoding="utf-8").splitlines() if line]
                 utterances = [_utterance(e) for e in entries]
             except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-                log.error("spill file %s is unreadable (%s); left in place", path, exc)
+                log.error("spill file %s is unreadable (%s); left in place", unclaimed, exc)
+                _unclaim(claimed, unclaimed)
                 continue
             try:
                 await store.append_utterances(call_sid, utterances)
             except StoreError as exc:
                 log.error("spill file %s: %d utterance(s) still not written (%s); kept for the next start",
-                          path, len(utterances), exc)
+                          unclaimed, len(utterances), exc)
+                _unclaim(claimed, unclaimed)
                 continue
-            path.unlink(missing_ok=True)
+            claimed.unlink(missing_ok=True)
             total += len(utterances)
             log.warning("call %s: %d utterance(s) from the spill file written to the database", call_sid,
                         len(utterances))
         return total
+
+
+#: Suffix of a spill file a replica is replaying.
+_CLAIMED = ".replaying"
+
+
+def _unclaim(claimed: Path, unclaimed: Path) -> None:
+    """Give a claimed file back, merged with whatever was appended under its name since the claim."""
+    with open(unclaimed, "a", encoding="utf-8") as f:
+        f.write(claimed.read_text(encoding="utf-8"))
+    claimed.unlink()
