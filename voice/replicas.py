@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from dialog.store import CallStore, StoreError
-from voice.state import STORE
+from voice.state import STORE, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +27,11 @@ LEASE = 30.0
 Clock = Callable[[], datetime]
 
 
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
 
 async def sweep(store: CallStore, now: datetime, lease: float = LEASE) -> int:
     """Renew this replica's lease, then interrupt the calls of replicas whose lease ran out."""
-    await store.renew_lease(_iso(now))
-    count = await store.interrupt_orphaned_calls(_iso(now), _iso(now - timedelta(seconds=lease)))
+    await store.renew_lease(iso_utc(now))
+    count = await store.interrupt_orphaned_calls(iso_utc(now), iso_utc(now - timedelta(seconds=lease)))
     if count:
         log.warning("marked %d call(s) of a replica that is gone as interrupted", count)
     return count

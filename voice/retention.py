@@ -20,7 +20,7 @@ from aiohttp import web
 from dialog.sql import StoreError
 from dialog.store import CallStore
 from voice.ids import CALL_SID
-from voice.state import CONFIG, METRICS, STORE
+from voice.state import CONFIG, METRICS, STORE, iso_utc
 
 log = logging.getLogger("carecoach")
 
@@ -32,9 +32,6 @@ def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
 
 def _remove_recordings(recordings_dir: Path, call_sids: list[str]) -> None:
     for call_sid in call_sids:
@@ -45,7 +42,7 @@ def _remove_recordings(recordings_dir: Path, call_sids: list[str]) -> None:
 
 async def purge_expired(store: CallStore, recordings_dir: Path, days: int, now: datetime) -> list[str]:
     """Delete every finished call started more than `days` days before `now`; returns their ids."""
-    deleted = await store.delete_calls_before(_iso(now - timedelta(days=days)))
+    deleted = await store.delete_calls_before(iso_utc(now - timedelta(days=days)))
     if deleted:
         await asyncio.to_thread(_remove_recordings, recordings_dir, deleted)
         log.info("retention: deleted %d call(s) older than %d days", len(deleted), days)

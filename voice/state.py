@@ -36,8 +36,13 @@ ROLE = web.RequestKey("role", str)
 HARD_MESSAGE_LIMIT = 1024 * 1024
 
 
+def iso_utc(moment: datetime) -> str:
+    """A time as CONTRACT text: ISO 8601 in UTC, to the second, with a Z."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_utc(datetime.now(UTC))
 
 
 WHISPERS = web.AppKey("whispers", Whispers)
