@@ -112,6 +112,11 @@ def test_text_format_tags_the_call(captured: tuple[io.StringIO, logging.Logger])
     logging.getLogger("carecoach").info("hello %s", "there")
     bind_call(None)
     assert buffer.getvalue().rstrip().endswith("INFO carecoach [CAtext]: hello there")
+    # A carrier's malformed id (newlines, anything) never reaches a log line.
+    bind_call("CAbad\nINFO carecoach [CAforged]: forged")
+    logging.getLogger("carecoach").info("after")
+    bind_call(None)
+    assert "forged" not in buffer.getvalue() and buffer.getvalue().rstrip().endswith("INFO carecoach: after")
 
 
 async def test_bad_log_settings_stop_start_up_with_one_line(tmp_path: Path) -> None:

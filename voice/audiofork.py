@@ -31,7 +31,6 @@ from dialog.types import CallStatus, NewCall
 from voice.audiohook import split_l16
 from voice.calls import CallRefused, StreamErrors, at_capacity, finish_shielded, open_session
 from voice.codec import Resampler
-from voice.ids import CALL_SID
 from voice.logs import bind_call
 from voice.session import CallSession
 from voice.state import CONFIG, HARD_MESSAGE_LIMIT, METRICS, utc_now
@@ -101,8 +100,7 @@ async def audiofork(request: web.Request) -> web.WebSocketResponse:
                 rate = {"8k": 8000, "16k": 16000}.get(str(meta.get("rate")), meta.get("rate", PIPELINE_RATE))
                 channels = MIX_CHANNELS[meta.get("mix", "stereo")]
                 resamplers = [Resampler(int(rate), PIPELINE_RATE) for _ in range(channels)]
-                # Only a well-formed id goes into log lines (open_session refuses the others).
-                bind_call(meta["call_sid"] if CALL_SID.match(str(meta["call_sid"])) else None)
+                bind_call(str(meta["call_sid"]))
                 call = NewCall(meta["call_sid"], meta["call_sid"], utc_now(), str(meta.get("from", "")),
                                str(meta.get("to", "")), str(meta.get("agent", "")), "freeswitch")
                 try:

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal, TextIO
 
+from voice.ids import CALL_SID as WELL_FORMED_CALL_SID
+
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
@@ -40,8 +42,10 @@ _SECRET_PATTERNS = (
 
 
 def bind_call(call_sid: str | None) -> contextvars.Token[str | None]:
-    """Tag every log record of the current task (and the tasks it starts from now on) with `call_sid`."""
-    return CALL_SID.set(call_sid)
+    """Tag every log record of the current task (and the tasks it starts from now on) with `call_sid`.
+    An id that isn't well formed (carriers send whatever they like) tags nothing: it would otherwise put a
+    peer's newlines or megabytes into every log line."""
+    return CALL_SID.set(call_sid if call_sid is not None and WELL_FORMED_CALL_SID.match(call_sid) else None)
 
 
 def redact_secrets(text: str, secrets: Iterable[str] = ()) -> str:

@@ -232,7 +232,7 @@ async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
                         reject("duplicate_start", "a second start on one stream")
                         continue
                     # Every log line of this handler and of the tasks the session starts carries the call.
-                    bound = bind_call(message.call_sid if CALL_SID.match(message.call_sid) else None)
+                    bound = bind_call(message.call_sid)
                     try:
                         session = await _open_session(request, message)
                     except CallRefused as exc:
