@@ -16,6 +16,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
 # The throwaway PostgreSQL server (session) and a fresh database on it (per test): see tests/pg.py.
+from dialog.store import CallStore
 from tests.pg import postgres, postgres_url  # noqa: F401
 from voice.app import build_app
 from voice.asr.sphinx_engine import SphinxEngine
@@ -72,3 +73,12 @@ async def live_until_ended(live: aiohttp.ClientWebSocketResponse, events: list[d
         events.append(json.loads(message.data))
         if events[-1]["type"] == "call_ended":
             return
+
+
+@pytest_asyncio.fixture
+async def tmp_store(tmp_path: Path) -> AsyncIterator[CallStore]:
+    """A real SQLite call store in the test's own directory, closed afterwards."""
+    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.open()
+    yield store
+    await store.close()

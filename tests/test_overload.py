@@ -118,11 +118,10 @@ def overload_session(sid: str, engine: SlowEngine, store: CallStore, hub: LiveHu
         coach=Coach(load_playbook()), monotonic=clock, wall_clock=lambda: "2026-11-23T10:01:00Z")
 
 
-async def test_overload_sheds_agent_keeps_customer_and_recovers(tmp_path: Path) -> None:
+async def test_overload_sheds_agent_keeps_customer_and_recovers(tmp_store: CallStore) -> None:
     clock = Clock()
     engine = SlowEngine(clock)
-    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    await store.open()
+    store = tmp_store
     hub = LiveHub()
     events = hub.subscribe("CAover")
     metrics = Metrics()
@@ -180,19 +179,17 @@ async def test_overload_sheds_agent_keeps_customer_and_recovers(tmp_path: Path) 
         events.close()
     # Nothing the recogniser produced was lost: every customer utterance and the two recognised agent ones.
     call = await store.get_call("CAover")
-    await store.close()
     assert call is not None
     speakers = [u["speaker"] for u in call["utterances"]]
     assert speakers.count("customer") == 2 and speakers.count("agent") == 2
     assert call["status"] == "ended"
 
 
-async def test_faster_than_real_time_call_neither_sheds_nor_announces(tmp_path: Path) -> None:
+async def test_faster_than_real_time_call_neither_sheds_nor_announces(tmp_store: CallStore) -> None:
     """A replay streamed faster than real time makes its own backlog; all its speech is still recognised."""
     clock = Clock()
     engine = SlowEngine(clock)
-    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    await store.open()
+    store = tmp_store
     hub = LiveHub()
     events = hub.subscribe("CAfast")
     session = overload_session("CAfast", engine, store, hub, clock)
@@ -211,15 +208,13 @@ async def test_faster_than_real_time_call_neither_sheds_nor_announces(tmp_path: 
         engine.release()
         await session.finish("ended")
         events.close()
-        await store.close()
 
 
-async def test_overload_state_is_shared_by_calls_on_one_engine(tmp_path: Path) -> None:
+async def test_overload_state_is_shared_by_calls_on_one_engine(tmp_store: CallStore) -> None:
     """A second call started while the engine is degraded announces it too and sheds its agent."""
     clock = Clock()
     engine = SlowEngine(clock)
-    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    await store.open()
+    store = tmp_store
     hub = LiveHub()
     events = hub.subscribe()
     metrics = Metrics()
@@ -244,7 +239,6 @@ async def test_overload_state_is_shared_by_calls_on_one_engine(tmp_path: Path) -
         for s in sessions:
             await s.finish("ended")
         events.close()
-        await store.close()
 
 
 async def until(condition: Any, limit: float = 30.0) -> None:
