@@ -27,6 +27,7 @@ from tests import asr_audio  # noqa: E402
 from voice.asr.base import SpeechEngine  # noqa: E402
 from voice.asr.sphinx_engine import SphinxEngine  # noqa: E402
 from voice.asr.vosk_engine import VoskEngine  # noqa: E402
+from voice.types import Transcript  # noqa: E402
 
 SPEECH_SHARE = 0.45  # fraction of each track that is speech after the VAD gate (assumption)
 KOREAN = (
@@ -48,13 +49,17 @@ def korean_audio(rate: int) -> bytes:
 
 
 async def decode(engine: SpeechEngine, utterances: list[bytes], label: str) -> None:
-    """One stream: each clip is an utterance (push in 20 ms chunks, then flush)."""
+    """One stream, one utterance in flight at a time as on a live track: each clip is pushed in 20 ms
+    chunks and flushed, and the next waits for its final. A whole recording pushed at once would overrun
+    the engines' bounded input (30 s), which drops audio rather than queue without end."""
     stream = engine.stream(label)
     step = int(0.02 * engine.sample_rate) * 2
+    finals: asyncio.Queue[Transcript] = asyncio.Queue()
 
     async def drain() -> None:
-        async for _ in stream:
-            pass
+        async for result in stream:
+            if result.kind == "final":
+                finals.put_nowait(result)
 
     reader = asyncio.create_task(drain())
     t = 0.0
@@ -63,10 +68,16 @@ async def decode(engine: SpeechEngine, utterances: list[bytes], label: str) -> N
             stream.push(pcm[i : i + step], t)
             t += step / 2 / engine.sample_rate
         stream.flush()
-        await asyncio.sleep(0)
+        try:
+            await asyncio.wait_for(finals.get(), 120)  # every clip is speech: its final comes
+        except TimeoutError:
+            raise SystemExit(f"asr benchmark: {label} got no final for a clip in 120 s") from None
     stream.end()
     await reader
     await stream.aclose()
+    dropped = float(getattr(stream, "dropped_seconds", 0.0))
+    if dropped:
+        raise SystemExit(f"asr benchmark: {label} dropped {dropped:.1f} s of audio; the RTF would be wrong")
 
 
 async def rtf(engine: SpeechEngine, utterances: list[bytes], streams: int) -> float:
