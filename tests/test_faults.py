@@ -571,3 +571,50 @@ async def test_sigterm_mid_call_exits_0_and_stores_the_call_with_everything_hear
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_shutdown_closes_every_carriers_call_socket_and_keeps_each_call(
+        make_server: ServerFactory, tmp_path: Path, calm_call: tuple[np.ndarray, dict[str, Any]]) -> None:
+    """A shutdown closes Twilio, AudioHook and FreeSWITCH call sockets alike (1001 going away) instead of
+    waiting for the calls to end, and each call is stored `interrupted` with the audio heard so far."""
+    from tests.test_app_stream import ws_url
+    from tests.test_audiofork import fork
+    from tests.test_audiohook import connect, secured_server
+
+    samples, _ = calm_call
+    audio = samples[:8000]  # one second: enough to open each call and put time on it
+    server = await secured_server(make_server)
+    twilio_sid, fork_sid = new_call_sid(), "5f0c6a1e-1b1d-4c55-9a51-2d8a0e6f7a10"
+    async with aiohttp.ClientSession() as client:
+        twilio_ws = await client.ws_connect(ws_url(server, "/twilio/stream"))
+        twilio = MediaStreamClient(twilio_ws, twilio_sid)
+        await twilio.start()
+        await send_frames(twilio, audio)
+        fork_ws = await client.ws_connect(ws_url(server, "/audiofork"), protocols=("audio.drachtio.org",))
+        await fork_ws.send_str(json.dumps({"call_sid": fork_sid, "mix": "stereo", "rate": 8000}))
+        await fork(fork_ws, audio)
+        genesys = await connect(client, server)
+        await genesys.open()
+        await genesys.expect("opened")
+        await genesys.audio(audio)
+        sessions = server.app[SESSIONS]
+        for _ in range(400):  # all three calls are open on the server and it has read their second of audio
+            if len(sessions) == 3 and all(s.duration >= 0.99 for s in sessions.values()):
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(round(s.duration, 2) for s in sessions.values()) == [1.0, 1.0, 1.0]
+
+        await server.close()
+
+        # (The close frame's code, not `close_code`: the client's reply may meet an already-closed transport.)
+        for ws in (twilio_ws, fork_ws):
+            closing = await ws.receive()
+            assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+        await asyncio.wait_for(genesys.reader, 5)  # its reader ends on the close
+        assert genesys.ws.close_code == 1001
+    db = sqlite3.connect(tmp_path / "data0" / "carecoach.db")
+    stored = dict(db.execute("SELECT call_sid, status FROM calls").fetchall())
+    durations = [d for (d,) in db.execute("SELECT duration FROM calls")]
+    db.close()
+    assert stored == {twilio_sid: "interrupted", fork_sid: "interrupted", genesys.conversation_id: "interrupted"}
+    assert all(d == pytest.approx(1.0, abs=0.05) for d in durations)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -23,7 +24,7 @@ from voice.api import access_control
 from voice.asr import select_engine
 from voice.asr.base import SpeechEngine
 from voice.audiosocket import audiosocket_ctx
-from voice.calls import finish_session
+from voice.calls import close_call_sockets, finish_session
 from voice.config import Config, ConfigError
 from voice.fanout import fanout_ctx
 from voice.hub import LiveHub
@@ -32,6 +33,7 @@ from voice.replicas import replicas_ctx
 from voice.retention import retention_ctx
 from voice.spill import Spill
 from voice.state import (
+    CALL_SOCKETS,
     CLASSIFIER,
     CONFIG,
     ENGINE,
@@ -63,6 +65,8 @@ def build_app(config: Config, *, engine: SpeechEngine | None = None,
     app[METRICS] = Metrics()
     app[SESSIONS] = {}
     app[OPENING] = set()
+    app[CALL_SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(close_call_sockets)
     app[CLASSIFIER] = UtteranceClassifier()
     app[SYNTHESIZER] = synthesizer or Synthesizer()
     app[WHISPERS] = Whispers(config, app[METRICS], app[SYNTHESIZER])

@@ -33,7 +33,7 @@ from voice.calls import CallRefused, StreamErrors, at_capacity, finish_shielded,
 from voice.codec import Resampler
 from voice.logs import bind_call
 from voice.session import CallSession
-from voice.state import CONFIG, HARD_MESSAGE_LIMIT, METRICS, utc_now
+from voice.state import CALL_SOCKETS, CONFIG, HARD_MESSAGE_LIMIT, METRICS, utc_now
 from voice.types import PIPELINE_RATE, SPEAKERS
 
 log = logging.getLogger("carecoach")
@@ -69,6 +69,7 @@ async def audiofork(request: web.Request) -> web.WebSocketResponse:
         raise web.HTTPServiceUnavailable(text="too many calls in progress")
     ws = web.WebSocketResponse(max_msg_size=HARD_MESSAGE_LIMIT, heartbeat=30, protocols=("audio.drachtio.org",))
     await ws.prepare(request)
+    app[CALL_SOCKETS].add(ws)
     errors = StreamErrors(app[METRICS], "audiofork")
     session: CallSession | None = None
     status: CallStatus = "interrupted"

@@ -52,7 +52,7 @@ from voice.codec import ulaw_to_pcm16
 from voice.httpsig import NonceCache, SignatureError, verify
 from voice.logs import bind_call
 from voice.session import CallSession
-from voice.state import CONFIG, HARD_MESSAGE_LIMIT, HUB, METRICS, utc_now
+from voice.state import CALL_SOCKETS, CONFIG, HARD_MESSAGE_LIMIT, HUB, METRICS, utc_now
 from voice.types import PIPELINE_RATE, Speaker
 
 log = logging.getLogger("carecoach")
@@ -557,6 +557,7 @@ async def audiohook(request: web.Request) -> web.WebSocketResponse:
         raise web.HTTPServiceUnavailable(text="too many calls in progress")
     ws = web.WebSocketResponse(max_msg_size=HARD_MESSAGE_LIMIT, heartbeat=30)
     await ws.prepare(request)
+    app[CALL_SOCKETS].add(ws)
     connection = AudioHookSession(app, ws, request.headers)
     await connection.run()
     await ws.close()

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from dialog.classify import AudioCues, UtteranceClassifier
 from dialog.coach import Card, Coach
@@ -27,6 +27,7 @@ from voice.recording import Recorder
 from voice.session import AudioCueValues, CallSession
 from voice.spill import Spill
 from voice.state import (
+    CALL_SOCKETS,
     CLASSIFIER,
     CONFIG,
     ENGINE,
@@ -112,6 +113,15 @@ async def finish_session(app: web.Application, session: CallSession, status: Any
             del app[SESSIONS][session.call_sid]
         log.info("call %s: %s after %.1f s, %d utterances, %d bad frames", session.call_sid, status,
                  session.duration, len(session.utterances), session.frame_errors)
+
+
+async def close_call_sockets(app: web.Application) -> None:
+    """On shutdown (SIGTERM), before the server waits for handlers: close every carrier's call socket (1001
+    going away), so each handler ends its call `interrupted` with everything heard so far and returns at once
+    instead of holding the shutdown until the call ends or aiohttp cancels it."""
+    sockets = app[CALL_SOCKETS].copy()  # the set shrinks as handlers return
+    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                           for ws in sockets), return_exceptions=True)
 
 
 async def finish_shielded(app: web.Application, session: CallSession, status: CallStatus) -> None:

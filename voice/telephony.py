@@ -4,11 +4,10 @@ is checked against `X-Twilio-Signature` when an auth token is configured."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from urllib.parse import urlencode
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 from twilio.twiml.voice_response import VoiceResponse
 
 from dialog.types import CallStatus, NewCall
@@ -18,6 +17,7 @@ from voice.logs import CALL_SID as CALL_SID_LOG
 from voice.logs import bind_call
 from voice.session import CallSession
 from voice.state import (
+    CALL_SOCKETS,
     CONFIG,
     HARD_MESSAGE_LIMIT,
     METRICS,
@@ -200,7 +200,7 @@ async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
         raise web.HTTPServiceUnavailable(text="too many calls in progress")
     ws = web.WebSocketResponse(max_msg_size=HARD_MESSAGE_LIMIT, heartbeat=30)
     await ws.prepare(request)
-    app[STREAM_SOCKETS].add(ws)
+    app[CALL_SOCKETS].add(ws)
     session: CallSession | None = None
     stopped = False
     errors = StreamErrors(app[METRICS], "stream")
@@ -254,7 +254,6 @@ async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
                 case _:
                     pass  # connected, mark and unknown events need no action
     finally:
-        app[STREAM_SOCKETS].discard(ws)
         if session is not None:
             status: CallStatus = "ended" if stopped else "interrupted"
             await finish_shielded(app, session, status)
@@ -262,21 +261,7 @@ async def twilio_stream(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-#: The open Media Stream sockets, so shutdown can close them instead of waiting out Twilio's call.
-STREAM_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("twilio_stream_sockets")
-
-
-async def _close_streams(app: web.Application) -> None:
-    """On shutdown (SIGTERM), before the server waits for handlers: close every call's socket (1001 going
-    away), so each handler ends its call `interrupted` with everything heard so far and returns at once."""
-    sockets: set[web.WebSocketResponse] = app[STREAM_SOCKETS]
-    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
-                           for ws in list(sockets)), return_exceptions=True)
-
-
 def add_routes(app: web.Application) -> None:
-    app[STREAM_SOCKETS] = set()
-    app.on_shutdown.append(_close_streams)
     app.router.add_post("/twilio/voice", twilio_voice)
     app.router.add_post("/twilio/status", twilio_status)
     app.router.add_get("/twilio/stream", twilio_stream)
