@@ -3,6 +3,7 @@ the synthetic calls in tests/calls."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -65,6 +66,37 @@ def load_call(name: str) -> tuple[np.ndarray, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def calm_call() -> tuple[np.ndarray, dict[str, Any]]:
     return load_call("calm_questions")
+
+
+# --- helpers for tests that talk to a server --------------------------------------------------------------
+
+
+def ws_url(server: Any, path: str) -> str:
+    return str(server.make_url(path)).replace("http", "ws", 1)
+
+
+async def get_json(server: Any, path: str, **kwargs: Any) -> Any:
+    async with aiohttp.ClientSession() as client, client.get(server.make_url(path), **kwargs) as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def wait_stored(server: Any, call_sid: str, **kwargs: Any) -> dict[str, Any]:
+    """The stored call once the server has finalised it (it does so when it sees the end): polls the API,
+    not the clock."""
+    for _ in range(600):
+        async with aiohttp.ClientSession() as client, \
+                client.get(server.make_url(f"/api/calls/{call_sid}"), **kwargs) as response:
+            if response.status == 200 and (stored := await response.json())["status"] != "live":
+                return dict(stored)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"call {call_sid} never ended")
+
+
+def first_turns(call: tuple[np.ndarray, dict[str, Any]], turns: int) -> np.ndarray:
+    """A call's audio up to 0.8 s after the end of its `turns`-th turn."""
+    samples, truth = call
+    return samples[: int((truth["turns"][turns - 1]["end"] + 0.8) * 8000)]
 
 
 async def live_until_ended(live: aiohttp.ClientWebSocketResponse, events: list[dict[str, Any]]) -> None:

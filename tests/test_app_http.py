@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import ServerFactory, load_call
+from tests.conftest import ServerFactory, load_call, ws_url
 from voice.codec import pcm16_to_ulaw
 from voice.simulate import MediaStreamClient, SimulatedCall, new_call_sid, stream_call
 from voice.twilio import sign
@@ -25,10 +25,6 @@ TOKEN = "twilio-test-auth-token"
 PUBLIC_STREAM = "wss://cc.example.com/twilio/stream"
 TWILIO_FORM = {"CallSid": "CA" + "1" * 32, "AccountSid": "AC" + "0" * 32, "From": "+15550100",
                "To": "+15550199", "CallStatus": "ringing", "Direction": "inbound"}
-
-
-def ws_url(server: TestServer, path: str) -> str:
-    return str(server.make_url(path)).replace("http", "ws", 1)
 
 
 async def request(server: TestServer, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], bytes]:

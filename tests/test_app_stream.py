@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dialog.types import NewCall
-from tests.conftest import ServerFactory, live_until_ended
+from tests.conftest import ServerFactory, get_json, live_until_ended, ws_url
 from tests.wer import wer
 from voice.calls import CallRefused, finish_session, open_session
 from voice.codec import pcm16_to_ulaw
@@ -25,16 +25,6 @@ from voice.simulate import MediaStreamClient, new_call_sid, stream_call
 from voice.state import METRICS, OPENING, SESSIONS, STORE, utc_now
 
 pytestmark = pytest.mark.slow
-
-
-def ws_url(server: Any, path: str) -> str:
-    return str(server.make_url(path)).replace("http", "ws", 1)
-
-
-async def get_json(server: Any, path: str, **kwargs: Any) -> Any:
-    async with aiohttp.ClientSession() as client, client.get(server.make_url(path), **kwargs) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
 
 
 def overlaps(a: tuple[float, float], b: tuple[float, float]) -> float:

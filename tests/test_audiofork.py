@@ -12,8 +12,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.conftest import ServerFactory
-from tests.test_app_stream import get_json, ws_url
+from tests.conftest import ServerFactory, get_json, wait_stored, ws_url
 from voice.audiofork import parse_metadata
 from voice.codec import resample
 
@@ -26,17 +25,6 @@ async def fork(ws: aiohttp.ClientWebSocketResponse, stereo: np.ndarray, rate: in
         if i % (step * 50) == 0:
             await asyncio.sleep(0)
         await ws.send_bytes(np.ascontiguousarray(stereo[i:i + step]).astype("<i2").tobytes())
-
-
-async def wait_stored(server: Any, call_sid: str, token: str = "") -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    for _ in range(400):
-        async with aiohttp.ClientSession(headers=headers) as client, \
-                client.get(server.make_url(f"/api/calls/{call_sid}")) as r:
-            if r.status == 200 and (stored := await r.json())["status"] != "live":
-                return dict(stored)
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"call {call_sid} never ended")
 
 
 def test_metadata() -> None:
@@ -106,4 +94,4 @@ async def test_needs_a_token_when_the_service_has_them(make_server: ServerFactor
         async with client.ws_connect(ws_url(server, "/audiofork?token=sup-token")) as ws:
             await ws.send_str(json.dumps({"call_sid": call_sid}))
             await fork(ws, np.zeros((800, 2), dtype=np.int16))
-    assert (await wait_stored(server, call_sid, "sup-token"))["status"] == "ended"
+    assert (await wait_stored(server, call_sid, headers={"Authorization": "Bearer sup-token"}))["status"] == "ended"

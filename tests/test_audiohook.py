@@ -20,8 +20,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.conftest import ServerFactory, live_until_ended
-from tests.test_app_stream import get_json, ws_url
+from tests.conftest import ServerFactory, first_turns, get_json, live_until_ended, wait_stored, ws_url
 from voice.audiohook import NULL_UUID, Open, ProtocolError, choose_media, duration, parse_message
 from voice.codec import pcm16_to_ulaw
 from voice.httpsig import NonceCache, SignatureError, sign, verify
@@ -210,20 +209,6 @@ async def connect(client: aiohttp.ClientSession, server: Any, conversation_id: s
 
 async def secured_server(make_server: ServerFactory, **overrides: Any) -> Any:
     return await make_server(audiohook_api_key=API_KEY, audiohook_client_secret=SECRET, **overrides)
-
-
-async def wait_stored(server: Any, call_sid: str) -> dict[str, Any]:
-    for _ in range(400):  # the server finalises once it sees the end; poll the API, not the clock
-        stored: dict[str, Any] = await get_json(server, f"/api/calls/{call_sid}")
-        if stored["status"] != "live":
-            return stored
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"call {call_sid} still live")
-
-
-def first_turns(call: tuple[np.ndarray, dict[str, Any]], turns: int) -> np.ndarray:
-    samples, truth = call
-    return samples[: int((truth["turns"][turns - 1]["end"] + 0.8) * 8000)]
 
 
 # --- over the wire ---------------------------------------------------------------------------------------

@@ -14,8 +14,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.conftest import ServerFactory, live_until_ended
-from tests.test_app_stream import get_json, ws_url
+from tests.conftest import ServerFactory, first_turns, get_json, live_until_ended, wait_stored, ws_url
 from voice.audiosocket import AUDIOSOCKET, KIND_AUDIO, KIND_DTMF, KIND_ERROR, KIND_HANGUP, KIND_UUID, header, leg_of
 from voice.config import ConfigError, load_config
 
@@ -106,20 +105,6 @@ async def wait_heard(server: Any, call_sid: str, speakers: set[str] | None = Non
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"call {call_sid}: both parties never transcribed")
-
-
-async def wait_stored(server: Any, call_sid: str) -> dict[str, Any]:
-    for _ in range(600):  # the server finalises once both legs end; poll the API, not the clock
-        async with aiohttp.ClientSession() as client, client.get(server.make_url(f"/api/calls/{call_sid}")) as r:
-            if r.status == 200 and (stored := await r.json())["status"] != "live":
-                return dict(stored)
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"call {call_sid} never ended")
-
-
-def first_turns(call: tuple[np.ndarray, dict[str, Any]], turns: int) -> np.ndarray:
-    samples, truth = call
-    return samples[: int((truth["turns"][turns - 1]["end"] + 0.8) * 8000)]
 
 
 # --- pieces -----------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import CALLS, ServerFactory
+from tests.conftest import CALLS, ServerFactory, ws_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,10 +56,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def ws_url(server: Any, path: str) -> str:
-    return str(server.make_url(path)).replace("http", "ws", 1)
 
 
 # --- demo -----------------------------------------------------------------------------------------

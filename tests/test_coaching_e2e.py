@@ -52,7 +52,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import CALLS, load_call
+from tests.conftest import CALLS, load_call, ws_url
 from voice.app import build_app
 from voice.asr.sphinx_engine import SphinxEngine
 from voice.config import Config
@@ -77,10 +77,6 @@ E2E_CALLS = ("late_delivery_interrupt", "plan_questions", "cancel_threat", "angr
 #: Question-only calls with no venting in the script.
 CALM_CALLS = ("plan_questions", "locked_out_fine")
 CONTRACT_METRICS = ("talk_ratio", "interruptions", "time_to_empathy", "sentiment_start", "sentiment_end")
-
-
-def ws_url(server: TestServer, path: str) -> str:
-    return str(server.make_url(path)).replace("http", "ws", 1)
 
 
 async def stream_and_collect(server: TestServer, name: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from dialog.coach import Coach
 from dialog.store import CallStore
 from dialog.types import NewCall, Utterance
 from prompts import load_playbook
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, get_json, ws_url
 from tests.test_cli import ROOT, cli_env, free_port
 from tests.test_session import ScriptedEngine, classify, feed, turn
 from voice.asr.base import EngineError
@@ -309,10 +309,6 @@ async def test_a_broken_recogniser_in_one_call_leaves_a_concurrent_call_untouche
 # --- the whole server ------------------------------------------------------------------------------------
 
 
-def ws_url(server: Any, path: str) -> str:
-    return str(server.make_url(path)).replace("http", "ws", 1)
-
-
 async def send_frames(twilio: MediaStreamClient, samples: np.ndarray, first: int = 0) -> int:
     """Send (n, 2) int16 8 kHz audio as 20 ms frames on both tracks from frame `first`; returns the next frame."""
     frames = len(samples) // FRAME_SAMPLES
@@ -326,11 +322,6 @@ async def send_frames(twilio: MediaStreamClient, samples: np.ndarray, first: int
         if i % 50 == 0:
             await asyncio.sleep(0)
     return first + frames
-
-
-async def get_json(server: Any, path: str) -> Any:
-    async with aiohttp.ClientSession() as client, client.get(server.make_url(path)) as response:
-        return await response.json()
 
 
 @pytest.mark.slow
@@ -577,7 +568,6 @@ async def test_shutdown_closes_every_carriers_call_socket_and_keeps_each_call(
         make_server: ServerFactory, tmp_path: Path, calm_call: tuple[np.ndarray, dict[str, Any]]) -> None:
     """A shutdown closes Twilio, AudioHook and FreeSWITCH call sockets alike (1001 going away) instead of
     waiting for the calls to end, and each call is stored `interrupted` with the audio heard so far."""
-    from tests.test_app_stream import ws_url
     from tests.test_audiofork import fork
     from tests.test_audiohook import connect, secured_server
 

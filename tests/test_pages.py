@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from dialog.store import CallStore
 from dialog.types import NewCall, Utterance
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, ws_url
 from voice.config import Config, ConfigError, load_config
 from voice.metrics import Metrics
 from voice.pages import _safe_next
@@ -31,10 +31,6 @@ from voice.simulate import stream_call
 from voice.state import CONFIG, METRICS, STORE
 
 TOKENS = "supervisor:sup-token,agent/alice:alice-token,agent/client:bob:bob-token,agent:plain-agent"
-
-
-def ws_url(server: TestServer, path: str) -> str:
-    return str(server.make_url(path)).replace("http", "ws", 1)
 
 
 async def fetch(server: TestServer, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], str]:

@@ -13,7 +13,7 @@ import numpy as np
 import psutil
 import pytest
 
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, ws_url
 from voice.simulate import stream_call
 from voice.state import SESSIONS
 
@@ -26,10 +26,6 @@ SECONDS = 3
 #: RSS growth allowed between warm-up and the end. Per-call state is ~1 MB while a call runs (README
 #: sizing), so a leak of the whole session would show as ~30 MB over the 32 measured calls.
 MAX_GROWTH_MB = 12
-
-
-def ws_url(server: Any, path: str) -> str:
-    return str(server.make_url(path)).replace("http", "ws", 1)
 
 
 def rss_mb() -> tuple[float, float]:

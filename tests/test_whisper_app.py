@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from dialog.store import SCHEMA, CallStore
-from tests.conftest import ServerFactory, load_call
+from tests.conftest import ServerFactory, load_call, ws_url
 from voice.codec import pcm16_to_ulaw
 from voice.config import ConfigError, load_config
 from voice.simulate import FRAME_SAMPLES, MediaStreamClient, new_call_sid
@@ -122,10 +122,6 @@ async def make_app(make_server: ServerFactory, fake_twilio: FakeTwilio) -> Facto
         return await make_server(synthesizer, **{**whisper_config, **overrides})
 
     return start
-
-
-def ws_url(server: TestServer, path: str) -> str:
-    return str(server.make_url(path)).replace("http", "ws", 1)
 
 
 async def call_api(server: TestServer, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
