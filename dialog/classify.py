@@ -10,12 +10,14 @@ This module owns:
 - :func:`classify_jsonl`, the JSON Lines filter behind ``carecoach classify`` (CONTRACT §4).
 
 The rules describe general English question structure and complaint language, so casing and
-punctuation are never needed. Context matters for venting: the turn that opens a contact says why
-the customer got in touch, so a calm fault report or several weak grievance cues there make a
-complaint, and so does an opening "why is/does/did ..." (a company asked to account for itself). A calm
-fault report later in a call still counts in full: to a contact center a customer's
-"you charged me twice" is a grievance, even if everyday chat would call it an answer (discounting it
-gained 0.007 DailyDialog macro-F1 and lost venting turns on our own calls).
+punctuation are never needed. A long turn (several sentences run together) is a question only if it
+opens or closes with one: a question buried mid-turn is mostly reported speech or thinking aloud.
+Context matters for venting: the turn that opens a contact says why the customer got in touch, so a
+calm fault report or several weak grievance cues there make a complaint, and so does an opening
+"why is/does/did ..." (a company asked to account for itself). A calm fault report later in a call
+still counts in full: to a contact center a customer's "you charged me twice" is a grievance, even if
+everyday chat would call it an answer (discounting it gained 0.007 DailyDialog macro-F1 and lost
+venting turns on our own calls).
 
 The only trained part, the phrase model, was fitted on the self-authored corpus in
 :mod:`dialog.phrase_corpus` (see ``dialog/train_phrases.py``). No evaluation text was used as training
@@ -59,6 +61,9 @@ _MAX_WEAK = 0.4
 _W_SENTIMENT = 0.9
 _NEG_SENTIMENT = -0.3
 _NEG_BONUS = 0.0
+# How much an agent's (or the other chit-chat party's) grievance words and negative sentiment count.
+_AGENT_GRIEVANCE = 0.25
+_AGENT_SENTIMENT = 0.5
 # A customer's opening turn of at least _MIN_OPENING_WORDS words with no grievance phrase: each weak
 # cue beyond the first adds _W_OPENING_WEAK (three cues reach the threshold); an opening "why" with
 # any cue adds _W_OPENING_WHY.
@@ -74,6 +79,11 @@ _CLEAR_QUESTION = 0.8
 _QUESTION_OVER_REPORT = 0.5
 # How the phrase model's question probability shifts the rule question score (centred on 0.5).
 _W_MODEL_QUESTION = 0.5
+# In a turn of _LONG_TURN words or more, question structure counts only within its first
+# _LONG_TURN_HEAD or last _LONG_TURN_TAIL words (see _in_zone).
+_LONG_TURN = 20
+_LONG_TURN_HEAD = 10
+_LONG_TURN_TAIL = 8
 # How much a confident phrase-model venting probability (above 0.5 only) adds to the venting score.
 _W_MODEL_VENT = 0.5
 # Cap on how much prosody may add: enough to tip a borderline turn, never to decide alone.
@@ -118,6 +128,7 @@ class UtteranceClassifier:
         self._vent_mild = _alternation(lx.VENT_MILD)
         self._calm = _alternation(lx.CALM)
         self._embedded_q = _alternation(lx.EMBEDDED_QUESTION)
+        self._wonder_modal = re.compile(lx.WONDER_IF_MODAL)
         self._model = PhraseModel()
         self._detail_request = _alternation(lx.AGENT_DETAIL_REQUEST)
         self._opening_cue = _alternation(lx.OPENING_GRIEVANCE_CUES)
@@ -138,7 +149,8 @@ class UtteranceClassifier:
         if not tokens:
             return Classification("other", 0.0, {"venting": 0.0, "question": 0.0, "other": 1.0})
         sentiment = float(self._vader.polarity_scores(norm)["compound"])
-        q = self._question_score(norm, tokens, speaker)
+        q_tokens = _split_run_together(tokens)
+        q = self._question_score(norm if q_tokens is tokens else " ".join(q_tokens), q_tokens, speaker)
         # The phrase model (trained on the self-authored corpus only) nudges borderline question
         # structure either way: declarative questions, requests for details, chit-chat answers.
         p_model = self._model.probabilities(tokens)
@@ -168,15 +180,22 @@ class UtteranceClassifier:
 
     def _question_score(self, norm: str, tokens: list[str], speaker: str) -> float:
         core = _strip_fillers(tokens)
-        if core:
+        head = _head_zone(tokens)
+        if head == 0 and (tokens[0] in ("thanks", "cheers") or tokens[:2] == ["thank", "you"]):
+            return 0.0  # a long turn opened by thanks is, first of all, closing the last exchange
+        if core and head:
             first = core[0]
             second = core[1] if len(core) > 1 else ""
+            if tokens == ["why", "not"]:
+                return 0.8  # a bare "why not" asks the reason for a no ("ok why not" agrees)
             if first == "why" and second in ("not", "dont") \
-                    and (len(core) < 3 or core[2] in ("we", "you", "not")) \
+                    and (len(core) < 3 or core[2] in ("we", "you", "not")
+                         or (second == "not" and core[2] not in lx.SUBJECTS and core[2] not in lx.WH_WORDS
+                             and core[2] not in ("its", "im", "id", "thats", "theres"))) \
                     and not self._vent_anger.search(norm):
                 return 0.0  # "why not try it", "why dont we go": suggestions, not requests for information
             if first == "how" and second == "about" and len(core) > 2 \
-                    and core[2] not in ("you", "u", "yourself", "yours", "it", "that"):
+                    and core[2] not in ("you", "u", "yourself", "yours", "your", "it", "that"):
                 return 0.3  # "how about this one", "how about we meet at six": a suggestion or offer
             if core[:4] == ["how", "do", "you", "do"] and len(core) <= 5:
                 return 0.0  # a greeting, not a question
@@ -189,18 +208,30 @@ class UtteranceClassifier:
                     pass  # "how lovely", "what a mess", "what a lovely day it is": exclamatives
                 elif second in lx.PRONOUN_SUBJECTS and len(core) > 6 and not _has_aux(core[2:4]):
                     pass  # "when i called they said ...": a subordinate clause, not a question
+                elif first == "when" and second in lx.PRONOUN_SUBJECTS and len(core) > 4:
+                    pass  # "when we moved here it rained": uninverted, so a time clause
+                elif first == "what" and (second in lx.PRONOUN_SUBJECTS or second == "it") \
+                        and any(t in ("is", "was") for t in core[2:5]):
+                    pass  # "what she wants is a refund": a pseudo-cleft statement
                 else:
                     return 1.0
             if first in ("will", "should", "might", "must") \
                     and second in ("i", "we", "it", "they", "he", "she"):
                 return 1.0  # "will i need stitches", "should we wait": yes/no questions, not requests
-            if first == "shall" and second in ("i", "we"):
-                return 1.0  # "shall i book that", "shall we try again": offers ask for a yes or no
+            if first == "shall" and (second == "i" or (second == "we" and "or" in core)):
+                return 1.0  # "shall i book that": an offer asks for a yes or no; "shall we ... or ..." a choice
+            if first == "shall" and second == "we" and len(core) > 2:
+                return 0.3  # "shall we take a break": a suggestion, like "lets"
             if first in lx.MODALS and second in ("you", "u", "i", "we"):
                 return _modal_request_score(core)
+            if first in ("dyou", "dya", "dja"):
+                return 1.0  # "d'you know", "dya want it": "do you" run together
             if first in lx.AUX and (second in lx.SUBJECTS or second in lx.AUX):
                 # "is it", "have you", "did they"; "dont you think"
                 return 1.0
+            if first in lx.NP_INVERSION_AUX and len(core) >= 3 and second not in lx.LEADING_FILLERS \
+                    and second not in lx.WH_WORDS:
+                return 0.8  # a named or noun subject: "is sarah around", "does parking come with it"
             if first in ("you", "u") and second == "mean":
                 return 0.8
             if first in ("any", "anyone", "anybody", "anything", "anywhere") and len(core) <= 8:
@@ -208,9 +239,19 @@ class UtteranceClassifier:
             if first in ("you", "u") and second in ("got", "have", "want", "need", "mean", "sure") \
                     and len(core) <= 6:
                 return 0.6  # dropped auxiliary: "you got a minute"
-        if self._embedded_q.search(norm):
-            return 0.9
+            if (core[:2] in (["you", "want"], ["you", "wanted"], ["youd", "like"])) and len(core) <= 12:
+                return 0.6  # checking what the other wants: "you want to pay the whole bill today"
         n = len(tokens)
+        wonder = self._wonder_modal.search(norm)
+        if wonder is not None and n < _LONG_TURN:
+            # "i wonder if you could move my table" asks for an action politely; "... could tell me"
+            # or "... could help me" asks for information or help, as the bare modal question would
+            subject, modal, rest = wonder.group(1, 2, 3)
+            clause = [modal, subject if subject in ("i", "we", "you", "u") else "you", *rest.split()]
+            if "help" not in clause[2:4] and _modal_request_score(clause) < QUESTION_THRESHOLD:
+                return 0.3
+        if _in_zone(self._embedded_q, norm, n, head):
+            return 0.9
         if speaker == "agent" and 2 <= len(core) <= 6 and core[0] in lx.ELLIPTICAL_DETAIL_START \
                 and not _has_aux(core[1:]):
             return 0.6  # an agent's elliptical request for a detail: "and your postcode please"
@@ -218,28 +259,54 @@ class UtteranceClassifier:
                 and not _has_aux(core) and any(t in lx.DETAIL_NOUNS for t in core) \
                 and (core[-1] in ("please", "sir", "madam", "maam", "well") or len(core) <= 5):
             return 0.6  # a verbless list of details: "and the name address and postcode please"
-        if speaker == "agent" and self._detail_request.search(norm):
+        if speaker == "agent" and 2 <= len(core) <= 8 and core[0] in lx.ELLIPTICAL_DETAIL_START \
+                and _leaves_slot_open(core):
+            return 0.8  # "and the postcode is": the agent leaves the detail for the caller to fill in
+        if speaker == "agent" and _in_zone(self._detail_request, norm, n, head):
             return 0.8  # "just confirm your postcode for me", "if i can take the account number"
+        if 3 <= n <= 4 and tokens[-2] == "or" and not _has_aux(tokens):
+            return 0.7  # a bare choice offered: "bath or shower", "window or aisle"
+        if n >= 3 and tokens[-2:] == ["and", "you"]:
+            return 0.7  # the question handed back: "not bad thanks and you"
+        if tokens[-2:] == ["anything", "else"] and (n == 2 or tokens[-3] not in lx.ANYTHING_ELSE_BLOCK_PREV):
+            return 0.8  # "right thats two coffees anything else"; not "before you do anything else"
+        if any(tokens[i] == "what" and tokens[i + 1] == "if" for i in range(n - 1)):
+            return 0.8  # a hypothetical put to the listener: "but what if it rains"
+        if n >= 2 and tokens[-1] == "what" and tokens[-2] not in lx.ECHO_WHAT_BLOCK_PREV:
+            return 0.7  # an echo question: "you dialled what", "the screen shows what"
         # Tag questions and final question particles.
         if n >= 3:
             last, prev = tokens[-1], tokens[-2]
             if prev in lx.TAG_AUX and last in lx.TAG_SUBJ and tokens[-3] not in lx.WH_WORDS \
-                    and tokens[-3] not in ("that", "it", "this", "there", "thats", "what"):
+                    and tokens[-3] not in ("that", "this", "there", "thats", "what", "here") \
+                    and _tag_agrees(prev, last):
+                # "youve paid for it have you"; but "so that was it" is a statement
                 return 0.8
+            if tokens[-2:] == ["it", "be"] and tokens[-3] in lx.MODALS:
+                return 0.7  # a guess put up for confirmation: "the billing team would it be"
             if last in lx.TAG_END and n >= 4 and tokens[-2] not in ("all", "thats", "alright", "that"):
                 return 0.6
             if n >= 3 and tokens[-2:] in (["or", "not"], ["or", "what"], ["or", "no"]):
                 return 0.8
-            if last == "right" and n >= 4 and prev not in lx.RIGHT_TAG_BLOCK_PREV \
+            if last == "right" and n >= 4 \
+                    and (prev not in lx.RIGHT_TAG_BLOCK_PREV or tokens[-3:-1] == ["at", "all"]) \
                     and not _has_aux(tokens[:1]):
-                return 0.6  # declarative + "right": "so it goes back on my card right"
+                return 0.7  # declarative + "right": "so it goes back on my card right"
         # A question in the middle: several sentences run together ("fine do you take cards").
         for i in range(1, n - 1):
+            if n >= _LONG_TURN and head <= i < n - _LONG_TURN_TAIL:
+                continue  # mid-way through a long turn: reported speech or thinking aloud
             t = tokens[i]
             if t in lx.WH_WORDS and i + 2 < n and tokens[i + 1] in lx.AUX and tokens[i + 2] in lx.SUBJECTS \
-                    and (tokens[i - 1] not in lx.MID_BLOCK_PREV
+                    and (tokens[i - 1] not in lx.MID_WH_BLOCK_PREV
                          or (tokens[i - 1] == "see" and tokens[i + 1] in ("do", "does", "did"))):
-                return 0.8
+                return 0.8  # "fine i can live with that what are the fees"
+            if t in ("what", "which", "how") and i + 3 < n and tokens[i + 2] in lx.AUX \
+                    and (tokens[i + 3] in lx.PRONOUN_SUBJECTS or tokens[i + 3] in ("it", "there")) \
+                    and tokens[i + 1] not in lx.AUX \
+                    and tokens[i - 1] not in lx.MID_WH_BLOCK_PREV \
+                    and tokens[i - 1] not in ("thats", "is", "was", "its", "exactly"):
+                return 0.7  # "right thats booked what time will you arrive" ("thats what people do they say")
             # "i see do you have ...": after "see", only a do-inversion opens a new question
             prev_ok = tokens[i - 1] not in lx.MID_BLOCK_PREV \
                 or (tokens[i - 1] == "see" and t in ("do", "does", "did"))
@@ -248,12 +315,23 @@ class UtteranceClassifier:
                         and _modal_request_score(tokens[i:]) < QUESTION_THRESHOLD:
                     continue  # "thats too far can you change some money": a request, not a question
                 return 0.7
+            if t in lx.MID_DO and tokens[i + 1] in lx.MID_DO_SUBJ and prev_ok:
+                return 0.7  # "lovely does your shop deliver on sundays"
             if t in lx.MID_COPULA and tokens[i + 1] in lx.MID_COPULA_SUBJ and prev_ok \
                     and tokens[i - 1] not in lx.SUBJECTS and tokens[i - 1] not in ("thats", "theres", "its"):
-                return 0.6
+                return 0.7
+            if t in ("will", "would", "does", "did", "can", "could") and tokens[i + 1] == "it" and i + 2 < n \
+                    and prev_ok and tokens[i - 1] not in lx.SUBJECTS and tokens[i - 1] not in ("thats", "its"):
+                return 0.7  # "sounds good but will it take long"
+            if t in ("will", "would") and i + 2 < n and tokens[i + 1] == "that" and tokens[i + 2] == "be" \
+                    and prev_ok:
+                return 0.7  # "i can bring it round friday will that be ok"
+            if t == "is" and tokens[i + 1] == "it" and i + 2 < n and prev_ok \
+                    and tokens[i - 1] in lx.MID_IS_IT_PREV:
+                return 0.7  # "the shape is nice is it in stock", "one more thing is it washable"
             if t in lx.WH_CONTRACTED and prev_ok \
                     and tokens[i - 1] not in ("thats", "is", "see", "hear", "its"):
-                return 0.6
+                return 0.7  # "whats" opens a wh-question as surely as "what is": "lovely whats next"
         return 0.0
 
     # -- venting ------------------------------------------------------------------------
@@ -269,13 +347,17 @@ class UtteranceClassifier:
         opening: bool,
     ) -> tuple[float, bool]:
         """Venting score and whether an anger/contempt phrase (not just a problem report) was heard."""
-        anger = len(self._vent_anger.findall(norm))
+        # An anger word inside a misfortune phrase ("i feel so stupid", "the worst toothache") describes
+        # the speaker's own bad luck, not anger at anyone.
+        misfortune = [m.span() for m in self._personal_misfortune.finditer(norm)]
+        anger = sum(1 for m in self._vent_anger.finditer(norm)
+                    if not any(a <= m.start() and m.end() <= b for a, b in misfortune))
         grievance = len(self._vent_grievance.findall(norm))
         weak = len(self._vent_weak.findall(norm))
         mild = min(len(self._vent_mild.findall(norm)), 2)
         if speaker == "agent":
             # Agents describe faults and policies for a living; their problem words count for little.
-            grievance_w = _W_GRIEVANCE * 0.5
+            grievance_w = _W_GRIEVANCE * _AGENT_GRIEVANCE
         else:
             grievance_w = _W_GRIEVANCE
         score = _W_ANGER * anger + grievance_w * grievance + _W_MILD * grievance_w * mild
@@ -295,10 +377,11 @@ class UtteranceClassifier:
             # Even without a negation, a contact opened with "why is my bill ..." asks a company to
             # account for something it did.
             score += _W_OPENING_WHY_ALONE
-        if anger == 0 and self._personal_misfortune.search(norm):
+        if anger == 0 and misfortune:
             score -= _MISFORTUNE_DAMPING  # illness, pain, own clumsiness: bad luck, not a grievance
         if sentiment <= _NEG_SENTIMENT:
-            score += _W_SENTIMENT * (-sentiment) + _NEG_BONUS
+            # An agent's sombre wording (apologies, bad news) is not the agent's own grievance.
+            score += (_W_SENTIMENT * (-sentiment) + _NEG_BONUS) * (_AGENT_SENTIMENT if speaker == "agent" else 1.0)
         if anger == 0 and self._calm.search(norm):
             score -= 0.5
         # Venting persists: a customer who just vented needs less to be still venting.
@@ -318,14 +401,100 @@ def _modal_request_score(core: list[str]) -> float:
     verb = verbs[0]
     if core[1] in ("i", "we") and verb in lx.OFFER_OR_PERMISSION_VERBS:
         return 0.3  # "may i see your ticket", "may i suggest the fish": a request or an offer
-    if core[0] in ("can", "could") and core[1] in ("i", "we") and verb not in lx.DETAIL_REQUEST_VERBS:
-        return 1.0  # "can i pay by card", "could we change the date": asks what is possible
+    if core[0] in ("can", "could") and core[1] in ("i", "we") \
+            and (verb not in lx.DETAIL_REQUEST_VERBS or verb in ("send", "book", "quote")
+                 or core[3:5] == ["rid", "of"]):
+        # "can i pay by card", "could we change the date", "can i send it back": asks what is possible
+        return 1.0
     if verb in lx.DETAIL_REQUEST_VERBS:
-        return 1.0 if any(t in ("your", "the") for t in core[3:7]) else 0.3
+        # "can i have your name", "could you give me a phone number": a detail or a piece of information;
+        # "any" asks whether something exists at all ("can we get any parking there"), not for a thing
+        return 1.0 if any(t in ("your", "the", "any") or t in lx.INFO_NOUNS for t in core[3:7]) else 0.3
+    if core[0] in ("will", "should", "might", "must") and core[1] in ("i", "we"):
+        return 1.0  # "will i need stitches", "should we wait": yes/no questions, not requests
+    if verb == "like" and core[1] in ("you", "u") and core.index("like") + 2 < len(core) \
+            and core[core.index("like") + 1] == "to" and core[core.index("like") + 2] in lx.INVITATION_VERBS:
+        return 0.3  # "would you like to come to the match": an invitation, answered by accepting or not
+    if core[0] == "can" and core[1] in ("you", "u") and verb in lx.ABILITY_VERBS:
+        return 1.0  # "can you speak french", "can you afford it": asks what the listener is able to do
+    if verb == "ask" and core[1] in ("you", "u"):
+        return 0.3  # "could you ask her to ring me": an errand to run, not a question to answer
+    if verb == "help" and not _helps_to_do(core[core.index("help") + 1:]):
+        return 0.3  # "can you help me", "could you help me with the boxes": a plea for a hand
     if verb in lx.INFO_REQUEST_VERBS or verb in lx.AUX or verb in ("like", "prefer", "be", "mind"):
         # "would you like", "would you mind" offers/permission checks read as questions to a caller
         return 1.0 if verb != "mind" else 0.0
     return 0.3
+
+
+def _helps_to_do(rest: list[str]) -> bool:
+    """After "help": "me reset my password" names a task to be talked through; "me", "me out",
+    "me with these bags" or "please" only ask for a hand."""
+    if rest[:1] in (["me"], ["us"]):
+        rest = rest[1:]
+    if rest[:1] == ["to"]:
+        rest = rest[1:]
+    return bool(rest) and rest[0] not in lx.HELP_NOT_A_TASK
+
+
+def _leaves_slot_open(core: list[str]) -> bool:
+    """ "your name is (please)": a detail noun, then a final "is"/"was" with nothing after it."""
+    while core and core[-1] in ("please", "sorry", "again"):
+        core = core[:-1]
+    return len(core) >= 3 and core[-1] in ("is", "was") and not _has_aux(core[:-1]) \
+        and any(t in lx.DETAIL_NOUNS for t in core)
+
+
+def _head_zone(tokens: list[str]) -> int:
+    """How many opening words of a turn may hold its question (see :func:`_in_zone`): all of a short
+    turn; the first _LONG_TURN_HEAD of a long one; none of a long turn that opens by answering or
+    thanking ("thanks ... and can i take your postcode ..."), whose act is that response, the speaker then
+    running several sentences together."""
+    n = len(tokens)
+    if n < _LONG_TURN:
+        return n
+    if tokens[0] in lx.RESPONSE_OPENERS or tokens[:2] == ["thank", "you"]:
+        return 0
+    return _LONG_TURN_HEAD
+
+
+def _in_zone(pattern: re.Pattern[str], norm: str, n_words: int, head: int) -> bool:
+    """True if ``pattern`` matches where a turn's question can sit: anywhere in a short turn, but in a
+    long one (several sentences run together) only within its first ``head`` or last _LONG_TURN_TAIL
+    words. A question buried mid-way through a long turn is mostly reported speech or thinking aloud,
+    not the turn's act."""
+    if n_words < _LONG_TURN:
+        return pattern.search(norm) is not None
+    for m in pattern.finditer(norm):
+        i = norm.count(" ", 0, m.start())  # word index of the match
+        if i < head or i >= n_words - _LONG_TURN_TAIL:
+            return True
+    return False
+
+
+def _split_run_together(tokens: list[str]) -> list[str]:
+    """Split "finewhat" back into "fine what": stripping punctuation without a space ("fine.What")
+    glues a sentence's last word to the next one's wh-word ("roadshow" and "somewhere" are left alone).
+    Returns ``tokens`` itself if none is glued."""
+    if not any(len(t) >= 6 and t.endswith(lx.GLUED_WH) for t in tokens):
+        return tokens  # the usual case, checked cheaply
+    out: list[str] = []
+    for t in tokens:
+        wh = next((w for w in lx.GLUED_WH if t.endswith(w)), "")
+        if wh and len(t) - len(wh) >= 2 and t not in lx.WH_COMPOUNDS and not t.endswith("show"):
+            out.extend((t[:-len(wh)], wh))
+        else:
+            out.append(t)
+    return out if len(out) > len(tokens) else tokens
+
+
+def _tag_agrees(aux: str, pronoun: str) -> bool:
+    """Whether a final auxiliary + pronoun can be a tag question: person and number must agree."""
+    if aux in lx.TAG_PLURAL_AUX:
+        return pronoun in lx.TAG_PLURAL_SUBJ
+    if aux in lx.TAG_SINGULAR_AUX:
+        return pronoun not in lx.TAG_PLURAL_SUBJ
+    return True
 
 
 def _asks_why(tokens: list[str]) -> bool:

@@ -14,7 +14,8 @@ from __future__ import annotations
 # --- question structure -------------------------------------------------------------
 
 WH_WORDS = frozenset(
-    "what whats when whens where wheres which who whos whose whom why whys how hows".split()
+    """what whats when whens where wheres which who whos whose whom why whys how hows
+    whove whod wholl whatve whatd whatll whatre whered wherere howd howre""".split()
 )
 
 # Auxiliaries/modals that start a yes/no question when followed by a subject.
@@ -33,6 +34,12 @@ SUBJECTS = frozenset(
 
 PRONOUN_SUBJECTS = frozenset("i you we they he she u".split())
 
+# Auxiliaries that, opening a turn, are inverted before any subject, a name or noun included ("is sarah
+# around"). Not "were"/"well" (ASR's "we're"/"we'll"), "do"/"have" (imperatives: "do try the soup"), "was"/"has"
+# ("was lovely thanks", "has been a long day") nor negatives ("didnt see it", "doesnt matter"),
+# which drop their subject in statements.
+NP_INVERSION_AUX = frozenset("is does did".split())
+
 # Auxiliaries strong enough to mark a question in the *middle* of an utterance (several
 # sentences run together once punctuation is gone): "that sounds fine do you take cards".
 MID_AUX = frozenset(
@@ -46,10 +53,43 @@ MID_BLOCK_PREV = frozenset(
     wonder not also just only too the a an this these those to and""".split()
 )
 
+# Mid-utterance "does/did" before a possessive or article opens a question: "lovely does your shop deliver"
+# ("do" is left out: "i always do my homework").
+MID_DO = frozenset("does did doesnt didnt".split())
+MID_DO_SUBJ = frozenset("my your his her their our the this that".split())
+
+# Words that end a sentence before a mid-turn "is it ...": a predicate adjective, or "one last thing"
+# ("the problem is it leaks" keeps "is" as the main verb, so nouns in general are not listed; after
+# "ok"/"yes" a bare "is it" is a backchannel).
+MID_IS_IT_PREV = frozenset("good great fine nice lovely terrible awful dreadful thing".split())
+
+# Before a mid-turn "what is your ...", an object pronoun or "so" ends the previous sentence ("fine by
+# me what is your budget", "so whats the catch"); verbs of knowing and saying, a copula or a
+# preposition make the wh-clause embedded ("i know what is ...").
+MID_WH_BLOCK_PREV = MID_BLOCK_PREV - frozenset("i you we they he she it u that so also just too".split())
+
 # Mid-utterance inversions that open a new yes/no question: "thats ok is breakfast included".
 MID_COPULA = frozenset("is are has have was were".split())
 MID_COPULA_SUBJ = frozenset("there you anyone anybody anything she he breakfast".split()) - {"breakfast"}
 WH_CONTRACTED = frozenset("whats wheres hows whos".split())
+
+# Words before a final "what" that make it an answer or a prompt, not an echo question ("yes what").
+ECHO_WHAT_BLOCK_PREV = frozenset(
+    """no yes yeah yep yup so or and know guess thats exactly just is what oh okay ok right hello""".split()
+)
+
+# Wh-words found glued to the previous word once punctuation is stripped ("fine.How" -> "finehow"),
+# longest first, and real words that end in one.
+GLUED_WH = ("whats", "where", "which", "what", "when", "how", "who", "why")
+WH_COMPOUNDS = frozenset(
+    """somewhere anywhere everywhere nowhere elsewhere somehow anyhow nohow somewhat""".split()
+)
+
+# Words before a final "anything else" that make it an object, not an elliptical question.
+ANYTHING_ELSE_BLOCK_PREV = frozenset(
+    """do does did need needing want wanted have has had buy get got see know than about for of with like
+    try eat say before in on interest without""".split()
+)
 
 # Exclamatives that look like wh-questions: "what a mess", "how lovely".
 EXCLAMATIVE_AFTER_WH = frozenset(
@@ -61,8 +101,11 @@ EXCLAMATIVE_AFTER_WH = frozenset(
 LEADING_FILLERS = frozenset(
     """um uh er erm ah oh eh hmm mm mhm ahh uhm well so and but or okay ok alright right yes yeah yep
     yup no nope hi hello hey now then also just actually sorry excuse me please sir madam
-    maam look listen anyway anyways fine great good sure oops wow gosh hm""".split()
+    maam look listen anyway anyways fine great good sure oops wow gosh hm em emm umm uhh ahm ahem""".split()
 )
+
+# Response tokens that, opening a long turn, make the turn an answer or acknowledgement first.
+RESPONSE_OPENERS = frozenset("yes yeah yep right okay ok oh no thanks cheers sorry".split())
 
 # Two-word openers skipped like fillers: "i mean have you tried", "you know is it".
 LEADING_FILLER_PAIRS = frozenset({("i", "mean"), ("you", "know"), ("excuse", "me"), ("thank", "you"),
@@ -70,7 +113,7 @@ LEADING_FILLER_PAIRS = frozenset({("i", "mean"), ("you", "know"), ("excuse", "me
 
 # An agent asking the caller for an identifying detail is asking a question even in imperative form.
 AGENT_DETAIL_REQUEST = [
-    r"(?:confirm|take|have|give me|tell me|spell|read out|grab|get) (?:me )?(?:your|the) (?:\w+ )?(?:\w+ )?"
+    r"(?:confirm|take|have|give me|tell me|spell|read out|grab|get|need) (?:me )?(?:your|the) (?:\w+ )?(?:\w+ )?"
     r"(?:name|names|address|postcode|post code|number|details|date of birth|reference|surname|code)",
 ]
 
@@ -80,6 +123,15 @@ EMBEDDED_QUESTION = [
     r"(?:im|i am) (?:just )?wondering",
     r"\bi wonder (?:if|whether|what|when|where|how|why|who)",
     r"wonder(?:ing|ed)? (?:if|whether)",
+    r"\bwondering (?:what|when|where|how|why|who|which)\b",
+    # not knowing whether something holds about the listener or the world asks them to say:
+    # "you dont happen to know if its open", "i dont know if youve got the letter handy" ("i dont know
+    # if i mentioned it" is about the speaker)
+    r"\b(?:i|you) (?:dont|dunno|didnt|do not) (?:\w+ )?(?:happen to )?know (?:if|whether) "
+    r"(?:you|youve|youre|youd|theres|there|its|it|they|theyre|theyve|this|thats|he|she|hes|shes)\b",
+    r"\bdunno (?:if|whether) (?:you|youve|youre|theres|its|they)\b",
+    r"\b(?:just (?:like to|want to|wanna|wanted to)|wanna) (?:know|ask|find out) "
+    r"(?:if|whether|what|when|where|how|why|who|which)\b",
     r"\bi (?:just )?wondered (?:when|what|where|how|why|who|which)",
     r"(?:can|could|would|will) (?:you|u) (?:please |just |possibly |kindly )?(?:tell|let) me",
     r"(?:can|could|would|will) (?:you|u) (?:please |just )?(?:explain|confirm|check|advise|clarify)",
@@ -100,9 +152,24 @@ EMBEDDED_QUESTION = [
     r"\bi (?:just )?(?:wanted|want|need|needed|wish|wished) to "
     r"(?:check|ask|enquire|inquire|know|find out|query)",
     r"\b(?:enquir|inquir)(?:e|ing|y)\b",
+    # a caller stating what they are after asks for it: "were trying to find the address of the clinic"
+    r"\b(?:im|i am|were|we are) (?:just |actually )?(?:after|looking for|trying to (?:find|get)) "
+    r"(?:the|a|an) (?:\w+ )?(?:\w+ )?(?:number|address|postcode|code)\b",
+    r"\bi (?:just |actually )?(?:want|wanted|need|needed) (?:just |actually )?to (?:find|get) "
+    r"(?:the|a|an) (?:\w+ )?(?:\w+ )?(?:number|address|postcode|code)\b",
     r"^(?:and |or |so )?(?:for|at|from|to|by|in|on|of|with|since|until) "
     r"(?:what|which|when|where|whom|how)\b",
 ]
+
+# After "can you": skills and capacities, asked about rather than asked for ("can you swim").
+ABILITY_VERBS = frozenset("speak read write manage afford swim cook type sing understand work eat".split())
+
+# After "would you like to": verbs that invite the listener along rather than ask what they want.
+INVITATION_VERBS = frozenset("go come join dance hang meet grab catch".split())
+
+# "i was wondering if you could ...": the modal clause is scored like a direct "could you ..." question.
+WONDER_IF_MODAL = (r"\bwonder(?:ing|ed)? (?:if|whether) (you|u|i|we|the \w+) (could|can|would|might) "
+                   r"((?:\w+ ?){1,6})")
 
 # After "can/could/would/will you" or "can/could/may i": verbs that ask for information or help.
 # Any other verb makes the utterance a request for an action or for permission ("could you pass
@@ -117,10 +184,21 @@ OFFER_OR_PERMISSION_VERBS = frozenset("see look suggest recommend".split())
 # These ask for information only when they ask for *your/the* details: "can i have your name".
 DETAIL_REQUEST_VERBS = frozenset("have take get give send quote book".split())
 MODALS = frozenset("can could would will may might shall".split())
+# Words after "help (me)" that ask for a hand rather than name a task: "can you help me out please".
+HELP_NOT_A_TASK = frozenset(
+    """with out please here there now sir madam maam mate love a an the this that it them him her
+    for again too then thanks thank yes""".split()
+)
 
 # The details an agent asks a caller for, listed without a verb: "and the name and address please".
 DETAIL_NOUNS = frozenset(
     """name names address postcode code number surname initial initials reference email birth""".split()
+)
+
+# Things a caller asks to be given or told, not handed over: "could i get a fax number for the council".
+INFO_NOUNS = frozenset(
+    """number numbers address addresses postcode code codes details information info price prices
+    breakdown quote estimate idea timetable location directions""".split()
 )
 
 # Determiners/possessives that start an elliptical request for a detail: "and your postcode please".
@@ -129,14 +207,20 @@ ELLIPTICAL_DETAIL_START = frozenset("your the its whats".split())
 # Tag questions at the very end: "you closed my account didnt you", "its free isnt it".
 TAG_AUX = frozenset(
     """isnt arent wasnt werent dont doesnt didnt cant couldnt wont wouldnt havent hasnt shouldnt
-    is are was were do does did can will have has could would aint""".split()
+    is are was were do does did can will have has could would aint mustnt mightnt neednt""".split()
 )
-TAG_SUBJ = frozenset("it you i we they he she there that".split())
+TAG_SUBJ = frozenset("it you i we they he she there that this".split())
+# A tag's auxiliary agrees with its pronoun ("does it", "do you"); one that doesn't is a main verb and
+# its object: "ill do it", "when i do that", "you dont have it".
+TAG_PLURAL_AUX = frozenset("do dont have havent are arent were werent".split())
+TAG_SINGULAR_AUX = frozenset("does doesnt has hasnt is isnt".split())
+TAG_PLURAL_SUBJ = frozenset("you i we they".split())
 TAG_END = frozenset("eh huh innit or".split())
 # Words before a final "right" that make it an adjective or a direction, not a tag.
 RIGHT_TAG_BLOCK_PREV = frozenset(
     """thats that its is all alright yeah yes oh okay ok turn the on to your my his her their our
-    youre exactly quite absolutely just dead not be are was were am im were right left far""".split()
+    youre exactly quite absolutely just dead not be are was were am im were right left far
+    sounds sound seems seem looks look feels feel""".split()
 )
 
 # --- venting ------------------------------------------------------------------------
@@ -149,33 +233,40 @@ VENT_ANGER = [
     r"ridiculous|unacceptable|outrageous|disgraceful|disgrace|disgusting|disgusted|pathetic|appalling|"
     r"shocking|scandalous|incompetent|incompetence|useless|clueless|shambles|joke of a",
     r"furious|livid|fuming|infuriating|infuriated|outraged|enraged|pissed|pissed off|so angry|really angry",
-    r"fed up|sick of|sick and tired|had enough|cant stand|cannot stand|cant bear|drive me crazy|"
+    r"fed up|sick of|sick and tired|had enough|cant stand(?! up)|cannot stand(?! up)|cant bear|drive me crazy|"
     r"driving me crazy|driving me mad|drive me mad",
     r"fuck\w*|shit\w*|bullshit|crap|crappy|damn|dammit|goddamn|bloody hell|wtf|ffs|screw you|bastard\w*",
-    r"shut up|how dare|get lost|go to hell|what the hell|the hell|nonsense|rubbish|garbage|"
+    r"shut up|how dare|(?<!you )(?<!to )get lost|go to hell|what the hell|the hell|nonsense|rubbish|garbage|"
     r"idiot\w*|stupid|moron\w*|liar|liars|lying to me|lied to me|shame on you|yuck|gross",
     r"worst|horrendous|atrocious|abysmal|lousy|poor service|bad service|terrible service|"
-    r"awful service|rude|robbery|rip ?off|ripped off|scam\w*|cheat\w*|unprofessional",
+    r"awful service|rude|robbery|rip ?off|ripped off|scam\w*|unprofessional|"
+    r"cheat(?:ed|ing)? (?:me|us|customers|people)|(?:ive|i have|weve|we have|i was|we were|i got|we got|been|being) "
+    r"cheated",
     r"you people|you lot",
     r"what gives you the right|who do you think you are|"
     r"(?:thats|that is|youre|you are) (?:so |really |too )?(?:harsh|mean|selfish|cruel|heartless)",
     # interpersonal anger: telling someone off, dares, threats, "never listens"
     r"butt out|mind your own business|get out of (?:my|here)|(?:you|i) dare|dare you|nuisance|"
-    r"(?:you|he|she|they) never (?:listen|listens|listened)|never listens|got robbed|"
+    r"(?:you|he|she|they|hes|shes|youve|theyve) never (?:listen|listens|listened)|never listens|got robbed|"
+    # reproaches: being rushed or frightened, "the least you could do", name-calling
+    r"rush(?:ing)? (?:me|us)|(?:frightened|scared) (?:me|us) (?:half )?to death|"
+    r"scared the (?:hell|life|crap) out of (?:me|us)|"
+    r"(?:you|they) (?:should|could) (?:at least|have at least)|the least you (?:could|can)|suckers?|(?<!knee )jerks?|"
     r"(?:cut|cutting|cuts|jump|jumped|jumping) (?:in|into)? ?(?:the )?(?:line|queue) in front|"
     r"jump(?:ed|ing)? the queue|dont (?:you )?be (?:so )?(?:nosey|nosy|rude|cheeky|stupid|ridiculous)|"
     r"(?:i will|ill|i am going to|im going to|im gonna) (?:throw|smash|break) your|enough of (?:this|your)",
     r"driving me (?:nuts|insane|bananas|up the wall|round the bend|mental)|"
     r"drives me (?:nuts|insane|crazy|mad)|"
     r"(?:let|letting|lets) (?:me|us) down|thanks for nothing|said no one ever|"
-    r"(?:hung|hangs|hang|hanging) up on (?:me|us)",
+    r"(?:hung|hangs|hang|hanging) up on (?:me|us|you)|(?:gets|getting|got) on my nerves|what are you playing at",
     # grievance history and broken expectations, strong enough alone
     r"(?:second|third|fourth|fifth|2nd|3rd|4th|5th|umpteenth|hundredth) time (?:i|ive|im|i am|weve|we|were|this|that)",
     # grievance history: the same failure on consecutive occasions ("second week in a row")
     r"(?:\w+ )?(?:time|day|week|month|night|evening|morning|deliverie|delivery|bill)s? in a row|"
     r"(?:second|third|fourth|fifth|2nd|3rd|4th|5th) (?:time|day|week|month|night|evening|morning|bill) "
     r"(?:in a row|running)",
-    r"how many (?:more )?times",
+    # "how many times did you ..." asks for a count; exasperation asks how often the speaker must act
+    r"how many more times|how many times (?:do|does|must|should|will|would|have|has|am|are|is|can)",
     r"still (?:waiting|havent|hasnt|not (?:received|fixed|working|sorted|resolved|heard))",
     r"(?:never|still not|still havent|still hasnt) (?:received|arrived|came|turned up|showed up|"
     r"got back|heard back|responded|replied|called back|rang back|refunded|fixed|sorted)",
@@ -189,7 +280,8 @@ VENT_ANGER = [
     r"waste of (?:time|money)|wasted (?:my|an|a|so|hours|days|time)|waste my time",
     r"want (?:to|a) (?:cancel|complain|complaint|refund|speak to (?:a|your) manager)|"
     r"speak to (?:a|your) (?:manager|supervisor)|file a complaint|make a complaint|"
-    r"lodge a complaint|report you|take (?:this|it) further|lawyer|solicitor|sue you|ombudsman|"
+    r"lodge a complaint|report you|take (?:this|it) further|sue you|ombudsman|"
+    r"(?:my|our|get a|call a|contact a|see a|involve a|speak to a|talk to a|hire a) (?:lawyer|solicitor)s?|"
     r"trading standards|close my account",
     # threats to leave: cancelling everything, switching to a competitor, taking the business elsewhere
     r"(?:ready|tempted|this close) to (?:cancel|switch|close my)|"
@@ -213,11 +305,14 @@ VENT_ANGER = [
 
 # Grievances and problem reports: a fault, a failure, a delay, a broken promise.
 VENT_GRIEVANCE = [
-    r"(?:doesnt|dont|didnt|isnt|arent|wasnt|wont|cant|cannot|couldnt|not|stopped|never|no longer|"
+    # "dont open it", "dont use that": with these verbs "dont" is mostly an imperative or a habit
+    r"(?:doesnt|dont(?! (?:\w+ )?(?:start|use|pay|show|play|open|send|fit|hear|accept|update)\b)|"
+    r"didnt|isnt|arent|wasnt|wont|cant|cannot|couldnt|not|stopped|never|no longer|"
     r"not able to|unable to|keeps? not) (?:\w+ )?(?:work|working|works|worked|load|loading|connect|"
     r"connecting|charge|charging|turn on|respond|responding|print|printing|scan|open|opening|sign in|"
-    r"log ?in|access|sync|accept|accepting|recogni[sz]\w*|play|start|send|sending|receive|deliver\w*|"
-    r"show|showing|update|updating|download|install|pay|use|get through|hear|let me|letting me|fit|"
+    r"log ?in|access|sync|accept|accepting|recogni[sz]\w*(?! (?:you|him|her|them)\b)|play|start|send|sending|receive|"
+    r"deliver\w*|"
+    r"show|showing|update|updating|download|install|pay(?! attention)|use|get through|hear|let me|letting me|fit|"
     r"sync\w*|listed|appearing|available|accurate|compatible|valid|processed|credited|refunded|covered|"
     r"honou?red|delivered|fixed|resolved|sorted)|"
     # "i cant help it" is a habit and "we cant help with that" a remit; not helping the caller is a grievance
@@ -233,14 +328,16 @@ VENT_GRIEVANCE = [
     # "broke" is not a fault in "im broke" (no money) or "broke up"; "lost" needs a lost thing.
     r"broken|(?<!im )(?<!i am )(?<!were )(?<!we are )broke(?! up)|faulty|defective|damaged|cracked|"
     r"ripped|torn|missing|failed|failing|"
-    r"(?:you|they|has|have|had|got|get|was|were|been|keep|keeps) lost (?:my|our|the)|got lost|"
+    r"(?:you|they|has|have|had|got|get|was|were|been|keep|keeps) lost (?:my|our|the)|(?<!i )(?<!we )(?<!you )got lost|"
     r"lost (?:my|our) (?:\w+ )?(?:order|parcel|package|bag|bags|luggage|suitcase|booking|data|files|"
     r"photos|money|payment|deposit|signal|connection|service|internet)|"
-    r"crash\w*|freez\w*|froze|glitch\w*|bug|bugs|buggy|error|errors|outage|outages|\w+fail|fail|"
-    r"fault",
+    # other senses: a plane that crashed into something, "freeze" as an order, "not at fault"
+    r"(?<!the )crash\w*(?! into)|freez(?:es|ing)|froze|glitch\w*|bug|bugs|buggy|error|errors|outage|outages|"
+    r"\w+fail|fail|(?<!at )fault",
     # Lateness is a grievance when something is late, not when the speaker is ("im late for work").
     r"(?:arrived|arrives|arriving|came|comes|delivered|showed up|turned up|running|always|still) late|"
-    r"late again|(?:minutes|hours|days|weeks) late|delayed|delay|delays|cancell?ed|stuck|stranded|"
+    r"(?<!be )late again|(?:minutes|hours|days|weeks) late|delayed|delay|delays|cancell?ed|"
+    r"stuck(?! in (?:a rut|traffic))|stranded|"
     r"overdue|slowest|so slow|too slow|very slow|really slow|painfully slow|slow again",
     r"(?:is|are|been|went|gone|goes|was|still) (?:down|dead)|(?:power|internet|wifi|broadband|service|"
     r"signal|electricity|water|heating|network|phone|line|tv|cable|connection) "
@@ -263,13 +360,16 @@ VENT_GRIEVANCE = [
     r"(?:love|loving|gotta love|dont you love) (?:it )?(?:when|how) (?:you|u|they|my|the|your|i|it)|"
     r"thanks a lot|just what i needed|sarcasm",
     # not getting what was paid for or promised
-    r"(?:still|never|not|havent|hasnt|didnt) (?:\w+ )?(?:got|getting|gotten|get|receive|receiving)|"
+    # "she might not get it", "it may not get there": a possibility, not something withheld
+    r"(?:still|never|(?<!might )(?<!may )(?<!can )(?<!could )not|havent|hasnt|didnt) (?:\w+ )?"
+    r"(?:got|getting|gotten|get|receive|receiving)|"
     r"still (?:nothing|no)|nothing yet|(?:still|got|been|being|keep getting) charged|charging me|"
     r"charged me|bill shock|hidden (?:fees|charges|costs)|price (?:hike|rise|increase)",
     r"(?:sent|delivered|shipped|went|going) to the wrong|(?:wrong|incorrect) (?:state|city|country|house|"
     r"person|colour|color|one|flat|door)",
     r"(?:cant|cannot|couldnt|unable to|not able to) (?:even )?(?:get|boot|seem to|access|log|sign|"
-    r"reach|contact|download|watch|stream|call|book|cancel|check in)",
+    r"reach|contact|download|watch|stream|call|book|cancel|check in|activate|authori[sz]e|dm|verify|redeem|"
+    r"unlock|reset|register|submit|upload)",
     r"(?:been|keep|kept|have been|ive been) trying|refus\w+|ignor(?:e|ed|ing|es) (?:me|my|us|our)|"
     r"(?:a|such a|what a|total|complete|absolute) (?:nightmare|disaster|mess|joke)|disappointment",
     r"(?:so|really|very|smells|smell|smelt|tastes?|looks?) (?:bad|awful|horrible|disgusting)|"
@@ -281,21 +381,46 @@ VENT_GRIEVANCE = [
     r"keeps? (?:happening|dropping|cutting|failing|breaking|crashing|freezing|getting|saying|showing|"
     r"charging|sending|telling)|every (?:single )?time|over and over|yet again|once again|all the time",
     r"(?:for|since|in) (?:the )?(?:past|last) (?:\w+ )?(?:hours|days|weeks|months|minutes)|"
+    # elapsed time and things that used to work: "its been three weeks", "it was working fine yesterday"
+    r"its been (?:like |over |almost |nearly |about |more than )?(?:\d+|a|an|one|two|three|four|five|six|few|"
+    r"couple of) (?:hours|days|weeks|months|years)|was (?:\w+ )?working (?:fine |perfectly |ok |okay )?"
+    r"(?:last|yesterday|before|until|this morning|earlier)|"
     r"(?:hours|days|weeks|months) (?:ago|later|now)",
     r"your (?:staff|people|app|website|site|system|customer service)|customer service",
     r"angry|annoyed|annoying|frustrated|frustrating|upset|disappointed|disappointing|"
     r"unhappy|irritated|irritating|mad|hated|sucks|suck|stinks|terrible|horrible|awful|"
     # hating a food or a chore is taste; hating how something is done, or a service, is a grievance
     r"(?:hate|hates) (?:it|this|that|how|when|the way|your|you|waiting|being|having to|dealing)|"
-    r"dreadful|pointless|unfair|not fair|fix it|sort it out",
+    r"dreadful|pointless|unfair|not fair|(?:hows|how is) (?:that|this|it) fair|fix it|sort it out|"
+    # things gone, broken promises, sarcastic "is this what you call ..."
+    r"disappeared|vanished|nonexistent|non existent|(?:was|were|they|had|been) promised|"
+    r"promised (?:for|by|me|us|delivery)|lack of (?:\w+ )?(?:service|support|communication|response|engagement|"
+    r"care|help|information|updates?)|is this (?:really )?what you call|take (?:some |any )?action",
     # impolite or dishonest treatment, sluggish apps, calls that never come back
     r"impolite|disrespectful|condescending|dismissive|shady|sketchy|dodgy|deceptive|false advertising|"
     r"laggy|lagging|buffering|throttl\w*|not (?:very |at all |even )?helpful|of no help|no help at all|"
     r"no (?:call|phone call|callback|call back|reply|response) back|"
-    r"(?:called|rang|phoned|emailed|messaged|contacted|chased) (?:you |them )?(?:\w+ )?(?:\w+ )?(?:times|twice)",
+    r"(?:called|rang|phoned|emailed|messaged|contacted|chased|asked|requested|reported|written|wrote) "
+    r"(?:you |them )?(?:\w+ )?(?:\w+ )?(?:times|twice)",
     # run-together hashtags and chat shorthand ("#epicfail" is matched above): "#nothappy",
     # "#worstservice", "smh"
     r"\w+(?:worst|nothappy|badservice|sucks|ripoff)\w*|(?:worst|nothappy|badservice|ripoff)\w+|smh",
+    # calm reports of a failing service: silence after contact, blocked actions, devices that fail on
+    # their own, dirty or unsafe premises, abuse, being passed around
+    r"(?<!any )(?<!no )(?<!not having the )(?:serious|massive|major|huge|big|systemic|ongoing|same|constant|"
+    r"recurring) (?:issue|issues|problem|problems)|having (?:issues|problems) with (?:my|our|your)|"
+    r"heard a thing|heard a word|nothing back|got nothing|heard nothing|"
+    r"nothing happen\w*|(?:not|wont|doesnt|dont|didnt|will not|does not) allow(?:ing)? (?:me|us)|"
+    r"not allowing|no (?:confirmation|notification|tracking|receipt)|"
+    r"(?:could not|couldnt|cant|cannot) be (?:contacted|reached)|racis\w+|abus(?:ing|ive|ed) (?:me|us)|harass\w*|"
+    r"(?:full|pack) of lies|lies lies|all lies|drains? (?:my|the) battery|battery drain\w*|"
+    r"(?:off|down) (?:on its own|by itself|randomly)|(?:coming|falling|fell|came) apart|lags? me out|"
+    r"kick(?:s|ed)? me (?:off|out)|logs? me out|logged me out|errored|dirty|filthy|unsafe|unhygienic|soggy|"
+    r"stale|dangerously|should (?:have|ve) (?:received|arrived|been (?:delivered|sent|fixed|refunded|credited))|"
+    r"bumped (?:me|us)|downgraded|(?:losing|lost) (?:trust|faith)|endless loop|pillar to post|round in circles|"
+    r"(?:mins|minutes|hours|hrs) (?:on )?hold|not a happy (?:customer|camper)|(?:stops|stop) (?:\w+ )?working|"
+    r"(?:got|been|was|were|account|card) (?:\w+ )?(?:banned|suspended|blocked|deactivated|disabled|"
+    r"frozen|hacked)",
 ]
 
 # Problem words that are as often neutral ("whats the problem", "do you have any trouble"):
@@ -325,9 +450,22 @@ OPENING_GRIEVANCE_CUES = [
     r"issue|issues|problem|disappointed|supposed to|should have|instead",
 ]
 
-# Bad luck that is nobody's fault: illness, pain, the speaker's own mishaps.
+# Bad luck that is nobody's fault (illness, pain, the speaker's own mishaps) and the speaker owning a fault
+# or apologising: subtracted from the venting score; anger words inside these phrases do not count.
 PERSONAL_MISFORTUNE = [
+    r"(?:worst|terrible|awful|horrible) (?:\w+ )?(?:headache|toothache|stomach ?ache|backache|cold|flu|cough|pain)|"
     r"headache|toothache|stomach ?ache|backache|ache|aches|pain|painful|sore|hurts?|fever|cough\w*|flu|"
-    r"infection|sick|ill|hospital|doctor|injur\w*|bleeding|allerg\w*|jet lag|nervous|worried|scared|"
-    r"im (?:so |such an? )?(?:terrible|hopeless|useless) at|my (?:own )?fault|i feel (?:\w+ )?stupid",
+    # "ill" alone is mostly "I'll" once apostrophes are gone: illness needs a copula or a feeling verb
+    r"infection|sick|(?:im|was|is|are|be|been|got|feel|feeling|felt|fell|very|so|seriously|terribly|really|quite) ill|"
+    r"aching|hospital|doctor|injur\w*|bleeding|allerg\w*|jet lag|nervous|worried|scared|"
+    r"im (?:so |such an? )?(?:terrible|hopeless|useless) at|my (?:own )?fault|i feel (?:\w+ )?(?:\w+ )?stupid|"
+    # a broken bone or a failed exam is bad luck too
+    r"(?:arm|leg|wrist|ankle|finger|toe|nose|rib|ribs|hip|bone|bones|tooth|heart) (?:is |was |got |must be )?broken|"
+    r"broken (?:arm|leg|wrist|ankle|finger|toe|nose|rib|ribs|hip|bone|bones|tooth|heart)|"
+    r"fail(?:ed)? (?:my|your|his|her|the) (?:\w+ )?(?:exam|exams|test|tests|course|interview)|"
+    # the speaker apologising, breaking bad news or owning a mishap is not the aggrieved party
+    # (a customer's polite "sorry but my order never came" still complains)
+    r"(?:i apologi[sz]e|we apologi[sz]e|sorry to say|(?:i am|im) (?:terribly |very |so |really )?sorry)"
+    r"(?! (?:\w+ )?but (?:my|the|your|this|its|it|i|you)\b)|"
+    r"(?:i|we) (?:have |had |just )?(?:broken|broke|spilled|spilt|dropped|smashed) (?:my|the|a|an|some|your)",
 ]
