@@ -119,6 +119,12 @@ AGENT_DETAIL_REQUEST = [
 
 # Phrases that make the utterance a request for information wherever they occur.
 EMBEDDED_QUESTION = [
+    # CONTRACT §4: asking for help is a question, even without question syntax ("i need some help with my
+    # bill", "please help me")
+    r"\b(?:i|we) (?:really |just |will |would )?(?:need|want|could do with|would like) "
+    r"(?:some |your |a bit of |a little )?help\b",
+    r"^(?:please )?help me\b",
+    r"\bplease help\b",
     r"i (?:was|am|m|were) (?:just )?wondering",
     r"(?:im|i am) (?:just )?wondering",
     r"\bi wonder (?:if|whether|what|when|where|how|why|who)",
@@ -184,12 +190,6 @@ OFFER_OR_PERMISSION_VERBS = frozenset("see look suggest recommend".split())
 # These ask for information only when they ask for *your/the* details: "can i have your name".
 DETAIL_REQUEST_VERBS = frozenset("have take get give send quote book".split())
 MODALS = frozenset("can could would will may might shall".split())
-# Words after "help (me)" that ask for a hand rather than name a task: "can you help me out please".
-HELP_NOT_A_TASK = frozenset(
-    """with out please here there now sir madam maam mate love a an the this that it them him her
-    for again too then thanks thank yes""".split()
-)
-
 # The details an agent asks a caller for, listed without a verb: "and the name and address please".
 DETAIL_NOUNS = frozenset(
     """name names address postcode code number surname initial initials reference email birth""".split()
@@ -236,7 +236,9 @@ VENT_ANGER = [
     r"fed up|sick of|sick and tired|had enough|cant stand(?! up)|cannot stand(?! up)|cant bear|drive me crazy|"
     r"driving me crazy|driving me mad|drive me mad",
     r"fuck\w*|shit\w*|bullshit|crap|crappy|damn|dammit|goddamn|bloody hell|wtf|ffs|screw you|bastard\w*",
-    r"shut up|how dare|(?<!you )(?<!to )get lost|go to hell|what the hell|the hell|nonsense|rubbish|garbage|"
+    # "shut up" may arrive glued to the next sentence once punctuation is gone ("shut upshes")
+    r"shut up(?:s?he|i|you|we|they|it)?\w*|how dare|(?<!you )(?<!to )get lost|go to hell|what the hell|the hell|"
+    r"nonsense|rubbish|garbage|"
     r"idiot\w*|stupid|moron\w*|liar|liars|lying to me|lied to me|shame on you|yuck|gross",
     r"worst|horrendous|atrocious|abysmal|lousy|poor service|bad service|terrible service|"
     r"awful service|rude|robbery|rip ?off|ripped off|scam\w*|unprofessional|"
@@ -246,8 +248,18 @@ VENT_ANGER = [
     r"what gives you the right|who do you think you are|"
     r"(?:thats|that is|youre|you are) (?:so |really |too )?(?:harsh|mean|selfish|cruel|heartless)",
     # interpersonal anger: telling someone off, dares, threats, "never listens"
-    r"butt out|mind your own business|get out of (?:my|here)|(?:you|i) dare|dare you|nuisance|"
+    # reproaches aimed at the listener: "i cant believe you didnt tell me", "fine if thats how you feel",
+    # "knock it off"
+    r"i (?:cant|cannot|can not) believe (?:you|youd|youve|youre|he|she|they)(?: \w+)? "
+    r"(?:dont|didnt|wont|wouldnt|never|would|still|forgot|lied)|"
+    r"if thats (?:the way|how) you (?:feel|want it)|knock it off|cut it out|leave me alone|get off my back|"
+    r"give it a rest",
+    # "get out of here" before news is disbelief ("get out of here she didnt"), said alone it orders someone off
+    r"butt out|mind your own business|get out of (?:my|here(?! (?:i|you|she|he|they|we|no|really|thats|its)\b))|"
+    r"(?:you|i) dare|dare you|nuisance|"
     r"(?:you|he|she|they|hes|shes|youve|theyve) never (?:listen|listens|listened)|never listens|got robbed|"
+    r"(?:no more|not looking for|dont give me|spare me (?:the|your)|enough with the) excuses|"
+    r"you (?:cant|cannot) do that(?: to (?:me|us)\b|$| its\b| thats\b)|"
     # reproaches: being rushed or frightened, "the least you could do", name-calling
     r"rush(?:ing)? (?:me|us)|(?:frightened|scared) (?:me|us) (?:half )?to death|"
     r"scared the (?:hell|life|crap) out of (?:me|us)|"
@@ -293,13 +305,16 @@ VENT_ANGER = [
     r"competitors?|(?:switch|switching|move|moving|go|going) (?:to )?(?:another|a different) "
     r"(?:provider|company|supplier|bank|network|carrier)|"
     r"take my (?:business|money|custom) elsewhere",
-    r"(?:what (?:is|s) wrong with (?:you|your)|are you (?:kidding|joking)|unbelievable)",
+    # "an unbelievable view" praises; "unbelievable" on its own is exasperation
+    r"(?:what (?:is|s) wrong with (?:you|your)|are you (?:kidding|joking)|(?<!an )unbelievable)",
     r"why (?:cant|cannot|wont|doesnt|isnt|hasnt|havent|is it so|does it take|do i have to|"
     r"should i have to|on earth|the hell) ",
     # contempt for a service or its staff, and sarcastic thanks for a harm
     r"subpar|sub par|pitiful|waste of space|dumb|get your act together|sort yourselves out|"
     r"(?:thanks|thank you|thx) (?:\w+ )?for (?:ruining|wasting|nothing|making me|cancell?ing|losing|ignoring)|"
-    r"(?:what|why|how) the (?:heck|hell|fuck)|(?:ripping|rip|ripped) (?:us|me|people|customers) off|"
+    # "oh what the heck ill take both" gives in cheerfully
+    r"(?:what|why|how) the (?:heck|hell|fuck)(?! (?:ill|lets|why not)\b)|"
+    r"(?:ripping|rip|ripped) (?:us|me|people|customers) off|"
     r"(?:last|final) time i (?:ever )?(?:buy|order|use|fly|shop|book|stay|eat|come)",
 ]
 
@@ -320,14 +335,14 @@ VENT_GRIEVANCE = [
     r"still (?:not|isnt|doesnt|cant|wont|no|nothing|havent|hasnt|broken|down|waiting)|"
     r"(?:havent|have not|hasnt|has not|not) (?:\w+ )?(?:heard back|heard anything|received|had a reply|"
     r"had an answer|had a response)|no luck|messed up|screwed up|mess up|screw up|beware",
-    r"nasty|inadequate|inaccurate|terribly(?! sorry)|unreliable|unusable|unhelpful|misleading|"
+    r"nasty|inadequate|inaccurate|terribly(?! sorry| ill| sick)|unreliable|unusable|unhelpful|misleading|"
     r"overpriced|lousy|"
     r"poor(?:ly)? (?:service|quality|customer|communication|signal|coverage|connection|performance|"
     r"design|support|experience|value|response)|poorly|not (?:exactly )?thrilled|please fix|"
     r"fix (?:this|your)",
     # "broke" is not a fault in "im broke" (no money) or "broke up"; "lost" needs a lost thing.
     r"broken|(?<!im )(?<!i am )(?<!were )(?<!we are )broke(?! up)|faulty|defective|damaged|cracked|"
-    r"ripped|torn|missing|failed|failing|"
+    r"ripped|torn|missing(?! (?:something|someone|anything|out|you|him|her|them))|failed|failing|"
     r"(?:you|they|has|have|had|got|get|was|were|been|keep|keeps) lost (?:my|our|the)|(?<!i )(?<!we )(?<!you )got lost|"
     r"lost (?:my|our) (?:\w+ )?(?:order|parcel|package|bag|bags|luggage|suitcase|booking|data|files|"
     r"photos|money|payment|deposit|signal|connection|service|internet)|"
@@ -345,9 +360,15 @@ VENT_GRIEVANCE = [
     r"cutting|cuts) (?:out|off)",
     # something expected that never came, ending the sentence: "and it hasnt come", "it hadnt arrived"
     r"(?:hasnt|hadnt|has not|had not) (?:come|arrived|turned up|shown up|showed up|been delivered)$",
+    # things (not people) that have not arrived yet: "some parts havent yet arrived"
+    r"(?:parts|items|goods|parcels|packages|orders|deliveries|refunds|cards|bills|letters|documents) "
+    r"(?:\w+ )?(?:havent|have not) (?:yet |even )?(?:come|arrived|turned up|shown up|been delivered)|"
+    r"debacle|fiasco",
     r"no (?:wifi|internet|broadband|signal|service|power|connection|network|water|heating|heat|"
     r"response|reply|answer|help|update|updates|refund|explanation|apology|respect)",
     r"complain\w*|compensation|money back|escalate",
+    # patience run out: "im not waiting any longer"
+    r"(?:cant|cannot|wont|will not|not going to|refuse to) (?:\w+ ){0,4}any longer",
     # harm done or promises broken, told without anger words
     r"ruin(?:ed|ing|s)?|(?:make|made|making) me (?:late|miss|wait|pay)|(?:was|is|were|it was) supposed to|"
     r"(?:do|does|did) not (?:reply|respond|answer)|(?:dont|doesnt|didnt|never) (?:reply|respond|answer)|"
@@ -362,7 +383,7 @@ VENT_GRIEVANCE = [
     # not getting what was paid for or promised
     # "she might not get it", "it may not get there": a possibility, not something withheld
     r"(?:still|never|(?<!might )(?<!may )(?<!can )(?<!could )not|havent|hasnt|didnt) (?:\w+ )?"
-    r"(?:got|getting|gotten|get|receive|receiving)|"
+    r"(?:got|getting|gotten|get|receive|receiving)(?! enough)|"
     r"still (?:nothing|no)|nothing yet|(?:still|got|been|being|keep getting) charged|charging me|"
     r"charged me|bill shock|hidden (?:fees|charges|costs)|price (?:hike|rise|increase)",
     r"(?:sent|delivered|shipped|went|going) to the wrong|(?:wrong|incorrect) (?:state|city|country|house|"
@@ -370,7 +391,9 @@ VENT_GRIEVANCE = [
     r"(?:cant|cannot|couldnt|unable to|not able to) (?:even )?(?:get|boot|seem to|access|log|sign|"
     r"reach|contact|download|watch|stream|call|book|cancel|check in|activate|authori[sz]e|dm|verify|redeem|"
     r"unlock|reset|register|submit|upload)",
-    r"(?:been|keep|kept|have been|ive been) trying|refus\w+|ignor(?:e|ed|ing|es) (?:me|my|us|our)|"
+    # "ive been trying but im not up to it" is the speaker's own effort
+    r"(?:been|keep|kept|have been|ive been) trying(?! but| hard| my best)|refus\w+|"
+    r"ignor(?:e|ed|ing|es) (?:me|my|us|our)|"
     r"(?:a|such a|what a|total|complete|absolute) (?:nightmare|disaster|mess|joke)|disappointment",
     r"(?:so|really|very|smells|smell|smelt|tastes?|looks?) (?:bad|awful|horrible|disgusting)|"
     r"why (?:is|are|does|do|isnt|arent|doesnt|dont|has|have) (?:my|our) ",
@@ -437,10 +460,17 @@ VENT_WEAK = [
     r"your service",
 ]
 
+# Subjects of a "why" about a person's own choices ("why did you apply", "why isnt she coming"), and the
+# first-person words that instead make it about the speaker's loss ("why did you cancel my order").
+PERSON_SUBJECTS = frozenset("you u he she we".split())
+FIRST_PERSON = frozenset("i me my mine myself we us our ours im ive id ill weve wed".split())
+
 # Words that soften or reverse apparent venting: gratitude and politeness closures.
 CALM = [
     r"thank you|thanks|thank u|cheers|much appreciated|appreciate it|no problem|no worries|"
     r"thats fine|thats great|perfect|brilliant|lovely|wonderful|have a (?:good|nice|great)|no need to worry",
+    # a service desk's greeting or offer: "what can i do for you", "how may i help you"
+    r"what can i do for you|how (?:can|may|could) (?:i|we) help(?: you)?",
 ]
 
 # Extra weak cues that count only in the turn that opens a contact (no earlier turns): negation
@@ -468,4 +498,26 @@ PERSONAL_MISFORTUNE = [
     r"(?:i apologi[sz]e|we apologi[sz]e|sorry to say|(?:i am|im) (?:terribly |very |so |really )?sorry)"
     r"(?! (?:\w+ )?but (?:my|the|your|this|its|it|i|you)\b)|"
     r"(?:i|we) (?:have |had |just )?(?:broken|broke|spilled|spilt|dropped|smashed) (?:my|the|a|an|some|your)",
+]
+
+# Problem words that are not the speaker's own grievance, blanked out before the venting lexicons are
+# matched: a feeling seen in someone else ("you seem upset", "she looked really annoyed") and a mishap
+# that is only possible or supposed ("if the shirt doesnt fit", "that would ruin it", "it can be broken").
+NOT_OWN_GRIEVANCE = [
+    r"(?:seem|seems|seemed|look|looks|looked|sound|sounds|sounded)(?: to be)?(?: so| really| very| a bit| quite)? "
+    r"(?:upset|angry|annoyed|frustrated|mad|disappointed|unhappy|irritated|cross)",
+    r"(?:gets|(?:he|she|they) (?:get|got)) (?:so |really |very |a bit )?(?:upset|angry|annoyed|frustrated|mad|cross)",
+    r"(?:would|could|might|may|can) (?:be )?(?:ruin\w*|broken|damaged|cancell?ed|delayed)",
+    # a delay announced ahead ("there will be a short delay"), not one suffered
+    r"(?:there will|there may|there might|therell) be (?:a )?(?:\w+ )?delays?",
+    r"if (?:\w+ ){1,3}(?:doesnt|dont|isnt|wasnt|werent|didnt) \w+",
+    # what something or someone is reputed to be, not a broken promise: "its supposed to be good for you"
+    r"supposed to be (?:\w+ )?(?:good|great|nice|fun|easy|hard|difficult|healthy|safe|famous|popular|the best|"
+    r"better|lucky|beautiful|delicious|clever|skilled|wonderful|amazing)",
+    # a suggestion: "why dont you let me drive"
+    r"why dont (?:you|we)",
+    # a third person's choices: "why isnt she coming", "why wont he eat" (not "why wont he call me back")
+    r"why (?:isnt|wont|doesnt|didnt|cant) (?:he|she)\b(?!(?: \w+){0,4} (?:me|my|us|our)\b)",
+    # asking what is wrong: "lets see what the problem is", "whats the trouble"
+    r"(?:what|whats) (?:the|your|his|her|their) (?:problem|trouble|issue)(?: is| was)?",
 ]

@@ -65,3 +65,64 @@ def test_an_agents_bad_news_is_not_the_agents_grievance(clf: UtteranceClassifier
     text = "unfortunately the delivery was delayed and the parcel is damaged"
     assert clf.classify(text, "agent", context=_GREETING).phase != "venting"
     assert clf.classify(text, "customer", context=_GREETING).phase == "venting"
+
+
+# --- second round: reproaches aimed at the listener, and what is not the speaker's grievance ---------
+
+
+@pytest.mark.parametrize("text", [
+    "i cant believe you didnt tell me about the party",
+    "fine if thats how you feel go on your own",
+    "knock it off i am trying to sleep",
+    "dont give me excuses i want the shelf fixed by friday",
+    "you cant do that to me",
+    "i wont wait any longer for that parcel",
+    "oh shut upthats not what i said",
+])
+def test_reproaches_at_the_listener_are_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text, context=[("agent", "calm down a moment")]).phase == "venting"
+
+
+@pytest.mark.parametrize("text", [
+    "why did you choose to study law",
+    "why isnt she coming to the picnic",
+    "why dont we take the train instead",
+])
+def test_an_opening_why_about_a_persons_choices_is_not_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase != "venting"
+
+
+@pytest.mark.parametrize("text", [
+    "why did you cancel my order",
+    "why is my bill so high this month",
+    "why are you doing this",
+])
+def test_an_opening_why_about_the_speakers_loss_is_still_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text).phase == "venting"
+
+
+@pytest.mark.parametrize("text", [
+    "you look really annoyed is everything ok",
+    "if the jacket doesnt fit can i swap it next week",
+    "a late frost would ruin the apple harvest",
+    "these glasses can be broken easily so wrap them well",
+    "good morning front desk what can i do for you",
+    "the old castle is supposed to be beautiful in spring",
+    "get out of here you won the lottery",
+    "it was an unbelievable concert",
+    "oh what the heck ill have dessert too",
+    "lets open it up and see what the problem is",
+    "why dont you let me carry that bag",
+])
+def test_others_feelings_hypotheticals_and_surprise_are_not_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text, context=[("agent", "how was your weekend")]).phase != "venting"
+
+
+def test_a_link_token_left_by_stripped_punctuation_is_ignored(clf: UtteranceClassifier) -> None:
+    assert clf.classify("why are you doing this httpstcoab12cd").phase == "venting"
+
+
+def test_a_third_persons_failure_towards_the_caller_is_still_venting(clf: UtteranceClassifier) -> None:
+    ctx = [("agent", "the engineer was booked for nine")]
+    assert clf.classify("why wont he call me back", context=ctx).phase == "venting"
+    assert clf.classify("why isnt she coming to the picnic", context=ctx).phase != "venting"
