@@ -7,6 +7,7 @@ import io
 import json
 import string
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -402,3 +403,19 @@ def test_asking_what_is_possible_is_a_question(clf: UtteranceClassifier) -> None
     for text in ("can i pay it in smaller parts", "can i change my address", "could we move the appointment"):
         assert clf.classify(text).phase == "question", text
     assert clf.classify("may i suggest the fish").phase == "other"  # an offer stays an offer
+
+
+def test_benchmark_scores_two_fixed_halves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _load_benchmark()
+    rows = [("c1", "what time do you open", "question"), ("c1", "thanks very much goodbye", "other"),
+            ("c4", "where is the nearest branch", "question"), ("c4", "that is all thank you", "other")]
+    (tmp_path / "dailydialog_validation.jsonl").write_text("".join(
+        json.dumps({"call": call, "seq": i, "speaker": "customer", "text": text, "label": label}) + "\n"
+        for i, (call, text, label) in enumerate(rows)))
+    halves = [zlib.crc32(call.encode()) % 2 for call in ("c1", "c4")]
+    assert sorted(halves) == [0, 1]  # the two calls land in different halves
+    assert bench.main(["--data", str(tmp_path), "--halves"]) == 0
+    out = capsys.readouterr().out
+    # Every turn is classified right, and each half holds one call: F1 1 overall and in each half
+    # (venting has no gold and no prediction, so it scores 0 in the 3-way mean: 2/3).
+    assert "- DailyDialog: 3-way macro-F1 0.667; halves 0.667 / 0.667" in out
