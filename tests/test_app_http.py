@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import ServerFactory, load_call, ws_url
+from tests.conftest import ServerFactory, get_json, load_call, ws_url
 from voice.codec import pcm16_to_ulaw
 from voice.simulate import MediaStreamClient, SimulatedCall, new_call_sid, stream_call
 from voice.twilio import sign
@@ -30,12 +30,6 @@ TWILIO_FORM = {"CallSid": "CA" + "1" * 32, "AccountSid": "AC" + "0" * 32, "From"
 async def request(server: TestServer, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], bytes]:
     async with aiohttp.ClientSession() as client, client.request(method, server.make_url(path), **kwargs) as r:
         return r.status, dict(r.headers), await r.read()
-
-
-async def get_json(server: TestServer, path: str, **kwargs: Any) -> Any:
-    status, _, body = await request(server, "GET", path, **kwargs)
-    assert status == 200, body
-    return json.loads(body)
 
 
 async def stream(server: TestServer, samples: np.ndarray, **kwargs: Any) -> SimulatedCall:

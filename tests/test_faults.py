@@ -31,7 +31,7 @@ from dialog.coach import Coach
 from dialog.store import CallStore
 from dialog.types import NewCall, Utterance
 from prompts import load_playbook
-from tests.conftest import ServerFactory, get_json, ws_url
+from tests.conftest import ServerFactory, get_json, wait_stored, ws_url
 from tests.test_cli import ROOT, cli_env, free_port
 from tests.test_session import ScriptedEngine, classify, feed, turn
 from voice.asr.base import EngineError
@@ -383,11 +383,7 @@ async def test_a_message_over_the_hard_limit_drops_that_socket_and_keeps_what_wa
         async for _ in ws:
             pass
         assert ws.close_code == 1009
-    for _ in range(400):
-        call = await get_json(server, f"/api/calls/{call_sid}")
-        if call["status"] != "live":
-            break
-        await asyncio.sleep(0.05)
+    call = await wait_stored(server, call_sid)
     assert call["status"] == "interrupted"
     assert call["utterances"] and call["duration"] == pytest.approx(cut / 8000, abs=0.03)
 
@@ -477,11 +473,7 @@ async def test_random_hostile_streams_never_break_the_server_or_each_other(
     with caplog.at_level(logging.WARNING):
         results = await asyncio.gather(*(hostile(n) for n in range(6)))
     for call_sid, stopped, bad in results:
-        for _ in range(400):
-            call = await get_json(server, f"/api/calls/{call_sid}")
-            if call["status"] != "live":
-                break
-            await asyncio.sleep(0.05)
+        call = await wait_stored(server, call_sid)
         assert call["status"] == ("ended" if stopped else "interrupted")
         assert call["frame_errors"] >= bad > 0  # plus any a jumping timestamp added
     assert not [r for r in caplog.records if r.exc_info]  # nothing raised out of a handler

@@ -527,3 +527,15 @@ def test_whisper_configuration_from_toml(tmp_path: Path) -> None:
     config = load_config({}, path)
     assert config.whisper_app_sid == APP_SID and config.twilio_api_url == "https://api.twilio.com"
     assert not config.whisper_available  # no credentials
+
+
+async def test_shutdown_closes_the_whisper_leg_like_a_call(make_app: Factory) -> None:
+    server = await make_app()
+    async with aiohttp.ClientSession() as client:
+        leg = TwilioWhisperLeg(await client.ws_connect(
+            ws_url(server, "/twilio/whisper"),
+            headers={"x-twilio-signature": sign(TOKEN, "wss://cc.example.com/twilio/whisper")}))
+        await leg.start(new_call_sid())
+        await server.close()  # runs the app's shutdown, as SIGTERM does
+        closing = await leg.ws.receive()
+    assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)

@@ -116,8 +116,8 @@ def _serve(config: Config) -> int:
     log.info("starting with %s", config)
     app = build_app(config)
     try:
-        # SIGTERM: call sockets are closed first (their calls end `interrupted`, keeping what was heard); other
-        # long-lived sockets (live boards, whisper legs) are cut after SHUTDOWN_SECONDS instead of aiohttp's
+        # SIGTERM: call sockets (whisper legs too) are closed first (their calls end `interrupted`, keeping what was
+        # heard); other long-lived sockets (live boards) are cut after SHUTDOWN_SECONDS instead of aiohttp's
         # 60 s, which would outlast a 30 s Kubernetes grace period and end in SIGKILL.
         web.run_app(app, host=config.host, port=config.port, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS,
                     print=lambda _: print(f"carecoach listening on http://{config.host}:{config.port}", flush=True))

@@ -28,8 +28,8 @@ SESSIONS = web.AppKey("sessions", dict[str, CallSession])
 #: Call ids whose sessions are being opened (awaiting the store): counted as taken, so two streams for one
 #: call can't both open and a burst of new calls can't overshoot max_calls.
 OPENING = web.AppKey("opening", set[str])
-#: Every carrier's call WebSocket, so a shutdown can close them (1001) instead of waiting out the calls. Weak:
-#: a socket leaves with its handler, and closing one that already closed does nothing.
+#: Every carrier's call WebSocket (whisper legs included), so a shutdown can close them (1001) instead of
+#: waiting out the calls. Weak: a socket leaves with its handler, and closing a closed one does nothing.
 CALL_SOCKETS = web.AppKey("call_sockets", weakref.WeakSet[web.WebSocketResponse])
 CLASSIFIER = web.AppKey("classifier", UtteranceClassifier)
 PLAYBOOK = web.AppKey("playbook", tuple[Card, ...])

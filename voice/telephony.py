@@ -177,6 +177,7 @@ async def twilio_whisper(request: web.Request) -> web.WebSocketResponse:
         raise web.HTTPServiceUnavailable(text="too many whisper streams")
     ws = web.WebSocketResponse(max_msg_size=HARD_MESSAGE_LIMIT, heartbeat=30)
     await ws.prepare(request)
+    app[CALL_SOCKETS].add(ws)  # the coaching leg is a call too: a shutdown closes it like the others
     channel = WhisperChannel(ws)
     await whispers.registry.serve(channel)
     log.info("whisper stream %s for call %s ended", channel.stream_sid, channel.coached_call_sid)
