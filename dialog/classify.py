@@ -10,12 +10,16 @@ This module owns:
 - :func:`classify_jsonl`, the JSON Lines filter behind ``carecoach classify`` (CONTRACT §4).
 
 The rules describe general English question structure and complaint language, so casing and
-punctuation are never needed. A long turn (several sentences run together) is a question only if it
-opens or closes with one: a question buried mid-turn is mostly reported speech or thinking aloud.
+punctuation are never needed. In a long turn (several sentences run together) question structure
+counts only near its start (the first words after any fillers, greetings and thanks) or its end, or
+where the speaker names what they want to find out: a question buried mid-turn is mostly reported speech
+or thinking aloud. A caller asking the agent for information, for help or for a service action ("can
+you cancel the order") is asking a question (CONTRACT §4), even where everyday chat would call it a
+directive.
 Context matters for venting: the turn that opens a contact says why the customer got in touch, so a
 calm fault report or several weak grievance cues there make a complaint, and so does an opening
 "why is/does/did ..." (a company asked to account for itself), though not a why about a person's own
-choices or a suggestion ("why did you apply", "why dont we go"). Problem words that are not the
+choices or a suggestion ("why did you pick that plan", "why dont we start over"). Problem words that are not the
 speaker's own grievance (someone else's feelings, a mishap that is only possible, a delay announced
 ahead) are blanked out before the venting lexicons are matched. A calm fault report later in a call
 still counts in full: to a contact center a customer's "you charged me twice" is a grievance, even if
@@ -50,9 +54,9 @@ PHASES: tuple[Phase, ...] = ("venting", "question", "other")
 _EXTRA_PUNCT = "\u2018\u2019\u201c\u201d\u2026\u2013\u2014"
 _PUNCT_TABLE = str.maketrans({c: " " for c in string.punctuation + _EXTRA_PUNCT})
 _APOSTROPHES = str.maketrans("", "", "'\u2019\u2018`")
-# A link, also once its punctuation is gone ("httpstcoab12", "pictwittercomxy")
-_URL = re.compile(r"(?:https?://|www\.|pic\.twitter\.com/)\S+|\b(?:https?(?:tco|www)|pictwittercom)\w*")
+_URL = re.compile(r"(?:https?://|www\.|pic\.twitter\.com/)\S+")
 _SPACES = re.compile(r"\s+")
+_WHAT_IF = re.compile(r"\bwhat if\b")
 
 VENT_THRESHOLD = 1.0
 QUESTION_THRESHOLD = 0.5
@@ -83,8 +87,9 @@ _CLEAR_QUESTION = 0.8
 _QUESTION_OVER_REPORT = 0.5
 # How the phrase model's question probability shifts the rule question score (centred on 0.5).
 _W_MODEL_QUESTION = 0.5
-# In a turn of _LONG_TURN words or more, question structure counts only within its first
-# _LONG_TURN_HEAD or last _LONG_TURN_TAIL words (see _in_zone).
+# In a turn of _LONG_TURN words or more, question structure counts only within the first
+# _LONG_TURN_HEAD words after its opening fillers, greetings and thanks, or its last _LONG_TURN_TAIL words
+# (see _head_zone and _in_zone).
 _LONG_TURN = 20
 _LONG_TURN_HEAD = 10
 _LONG_TURN_TAIL = 8
@@ -132,6 +137,7 @@ class UtteranceClassifier:
         self._vent_mild = _alternation(lx.VENT_MILD)
         self._calm = _alternation(lx.CALM)
         self._embedded_q = _alternation(lx.EMBEDDED_QUESTION)
+        self._stated_ask = _alternation(lx.STATED_ASK)
         self._wonder_modal = re.compile(lx.WONDER_IF_MODAL)
         self._model = PhraseModel()
         self._detail_request = _alternation(lx.AGENT_DETAIL_REQUEST)
@@ -184,11 +190,10 @@ class UtteranceClassifier:
     # -- questions ----------------------------------------------------------------------
 
     def _question_score(self, norm: str, tokens: list[str], speaker: str) -> float:
-        core = _strip_fillers(tokens)
+        caller = speaker != "agent"
+        core = tokens[_opener_length(tokens):]  # after "yeah hi", "thanks for that right", ...
         head = _head_zone(tokens)
-        if head == 0 and (tokens[0] in ("thanks", "cheers") or tokens[:2] == ["thank", "you"]):
-            return 0.0  # a long turn opened by thanks is, first of all, closing the last exchange
-        if core and head:
+        if core:
             first = core[0]
             second = core[1] if len(core) > 1 else ""
             if tokens == ["why", "not"]:
@@ -198,19 +203,21 @@ class UtteranceClassifier:
                          or (second == "not" and core[2] not in lx.SUBJECTS and core[2] not in lx.WH_WORDS
                              and core[2] not in ("its", "im", "id", "thats", "theres"))) \
                     and not self._vent_anger.search(norm):
-                return 0.0  # "why not try it", "why dont we go": suggestions, not requests for information
+                return 0.0  # "why not try the app", "why dont we start over": suggestions, not requests for information
             if first == "how" and second == "about" and len(core) > 2 \
                     and core[2] not in ("you", "u", "yourself", "yours", "your", "it", "that"):
-                return 0.3  # "how about this one", "how about we meet at six": a suggestion or offer
-            if core[:4] == ["how", "do", "you", "do"] and len(core) <= 5:
+                return 0.3  # "how about the cheaper plan", "how about we call back at six": a suggestion or offer
+            if core[:4] == ["how", "do", "you", "do"] and (len(core) == 4 or core[4] not in lx.HOW_DO_YOU_DO_OBJECTS):
                 return 0.0  # a greeting, not a question
             if first in ("do", "would") and second in ("you", "u") and len(core) > 2 and core[2] == "mind":
-                return 0.0  # "do you mind if i sit here": asking permission, a directive
+                return 0.0  # "do you mind if i put you on hold": asking permission, a directive
             if first in ("have", "has", "had") and second in ("a", "an", "the", "some", "fun", "nice"):
-                return 0.0  # "have a nice day", "have a seat": imperatives
+                return 0.0  # "have a good evening", "have a look at the form": imperatives
             if first in lx.WH_WORDS:
-                if second in lx.EXCLAMATIVE_AFTER_WH and (first == "what" or second not in ("a", "an")):
-                    pass  # "how lovely", "what a mess", "what a lovely day it is": exclamatives
+                if second in lx.EXCLAMATIVE_AFTER_WH and (first == "what" or second not in ("a", "an")) \
+                        and core[1:3] != ["kind", "of"]:
+                    pass  # "how lovely", "what a mess", "what a lovely day it is": exclamatives ("what kind of
+                    # plan is it" asks)
                 elif second in lx.PRONOUN_SUBJECTS and len(core) > 6 and not _has_aux(core[2:4]):
                     pass  # "when i called they said ...": a subordinate clause, not a question
                 elif first == "when" and second in lx.PRONOUN_SUBJECTS and len(core) > 4:
@@ -220,15 +227,17 @@ class UtteranceClassifier:
                     pass  # "what she wants is a refund": a pseudo-cleft statement
                 else:
                     return 1.0
-            if first in ("will", "should", "might", "must") \
-                    and second in ("i", "we", "it", "they", "he", "she"):
-                return 1.0  # "will i need stitches", "should we wait": yes/no questions, not requests
+            if _modal_yes_no(core):
+                return 1.0
             if first == "shall" and (second == "i" or (second == "we" and "or" in core)):
                 return 1.0  # "shall i book that": an offer asks for a yes or no; "shall we ... or ..." a choice
             if first == "shall" and second == "we" and len(core) > 2:
-                return 0.3  # "shall we take a break": a suggestion, like "lets"
+                return 0.3  # "shall we start with the paperwork": a suggestion, like "lets"
             if first in lx.MODALS and second in ("you", "u", "i", "we"):
-                return _modal_request_score(core)
+                return _modal_request_score(core, caller)
+            if first == "tell" and second == "me" and len(core) > 2 \
+                    and (core[2] in lx.WH_WORDS or core[2] in ("if", "whether", "my", "our")):
+                return 0.8  # "tell me what the fee covers", "tell me my account number": information asked for
             if first in ("dyou", "dya", "dja"):
                 return 1.0  # "d'you know", "dya want it": "do you" run together
             if first in lx.AUX and (second in lx.SUBJECTS or second in lx.AUX):
@@ -249,13 +258,14 @@ class UtteranceClassifier:
         n = len(tokens)
         wonder = self._wonder_modal.search(norm)
         if wonder is not None and n < _LONG_TURN:
-            # "i wonder if you could move my table" asks for an action politely; "... could tell me"
-            # or "... could help me" asks for information or help, as the bare modal question would
+            # "i was wondering if you could speak up" asks for an action politely; "... could tell me",
+            # "... could help me" or a caller's "... could move my appointment" asks for information, help
+            # or a service, as the bare modal question would
             subject, modal, rest = wonder.group(1, 2, 3)
             clause = [modal, subject if subject in ("i", "we", "you", "u") else "you", *rest.split()]
-            if "help" not in clause[2:4] and _modal_request_score(clause) < QUESTION_THRESHOLD:
+            if "help" not in clause[2:4] and _modal_request_score(clause, caller) < QUESTION_THRESHOLD:
                 return 0.3
-        if _in_zone(self._embedded_q, norm, n, head):
+        if _in_zone(self._embedded_q, norm, n, head) or self._stated_ask.search(norm):
             return 0.9
         if speaker == "agent" and 2 <= len(core) <= 6 and core[0] in lx.ELLIPTICAL_DETAIL_START \
                 and not _has_aux(core[1:]):
@@ -269,23 +279,33 @@ class UtteranceClassifier:
             return 0.8  # "and the postcode is": the agent leaves the detail for the caller to fill in
         if speaker == "agent" and _in_zone(self._detail_request, norm, n, head):
             return 0.8  # "just confirm your postcode for me", "if i can take the account number"
-        if 3 <= n <= 4 and tokens[-2] == "or" and not _has_aux(tokens):
-            return 0.7  # a bare choice offered: "bath or shower", "window or aisle"
+        if 3 <= n <= 4 and tokens[-2] == "or" and not _has_aux(tokens) \
+                and not (tokens[-3] in lx.NUMBER_WORDS and tokens[-1] in lx.NUMBER_WORDS) \
+                and (tokens[-3], tokens[-1]) not in lx.FIXED_OR_PAIRS:
+            # a bare choice offered: "bath or shower", "window or aisle"; not an estimate ("nine or ten")
+            # or an idiom ("give or take")
+            return 0.7
         if n >= 3 and tokens[-2:] == ["and", "you"]:
             return 0.7  # the question handed back: "not bad thanks and you"
-        if tokens[-2:] == ["anything", "else"] and (n == 2 or tokens[-3] not in lx.ANYTHING_ELSE_BLOCK_PREV):
-            return 0.8  # "right thats two coffees anything else"; not "before you do anything else"
-        if any(tokens[i] == "what" and tokens[i + 1] == "if" for i in range(n - 1)):
+        if tokens[-2:] == ["anything", "else"] and (n == 2 or tokens[-3] not in lx.ANYTHING_ELSE_BLOCK_PREV) \
+                and not any(t in lx.ANYTHING_ELSE_BLOCK_ANY for t in tokens[:-2]):
+            # "right thats two coffees anything else"; not "without trying anything else" nor the caller's
+            # closing "no i dont think theres anything else"
+            return 0.8
+        if _in_zone(_WHAT_IF, norm, n, head):
             return 0.8  # a hypothetical put to the listener: "but what if it rains"
-        if n >= 2 and tokens[-1] == "what" and tokens[-2] not in lx.ECHO_WHAT_BLOCK_PREV:
-            return 0.7  # an echo question: "you dialled what", "the screen shows what"
+        if n >= 2 and tokens[-1] == "what" and tokens[-2] not in lx.ECHO_WHAT_BLOCK_PREV \
+                and tokens[-3:-1] != ["tell", "you"]:
+            return 0.7  # an echo question: "you dialled what"; not "no matter what", "let me tell you what"
         # Tag questions and final question particles.
         if n >= 3:
             last, prev = tokens[-1], tokens[-2]
             if prev in lx.TAG_AUX and last in lx.TAG_SUBJ and tokens[-3] not in lx.WH_WORDS \
                     and tokens[-3] not in ("that", "this", "there", "thats", "what", "here") \
+                    and (last not in lx.TAG_NEGATIVE_ONLY_SUBJ or prev.endswith("nt")) \
                     and _tag_agrees(prev, last):
-                # "youve paid for it have you"; but "so that was it" is a statement
+                # "youve paid for it have you", "theres a fee isnt there"; but "so that was it" and "the
+                # trouble is that" are statements
                 return 0.8
             if tokens[-2:] == ["it", "be"] and tokens[-3] in lx.MODALS:
                 return 0.7  # a guess put up for confirmation: "the billing team would it be"
@@ -312,22 +332,27 @@ class UtteranceClassifier:
                     and tokens[i - 1] not in lx.MID_WH_BLOCK_PREV \
                     and tokens[i - 1] not in ("thats", "is", "was", "its", "exactly"):
                 return 0.7  # "right thats booked what time will you arrive" ("thats what people do they say")
-            # "i see do you have ...": after "see", only a do-inversion opens a new question
+            # "i see does it come with ...": after "see", only a do-inversion opens a new question
             prev_ok = tokens[i - 1] not in lx.MID_BLOCK_PREV \
                 or (tokens[i - 1] == "see" and t in ("do", "does", "did"))
             if t in lx.MID_AUX and tokens[i + 1] in lx.PRONOUN_SUBJECTS and prev_ok:
                 if t in lx.MODALS and tokens[i + 1] in ("you", "u", "i", "we") \
-                        and _modal_request_score(tokens[i:]) < QUESTION_THRESHOLD:
-                    continue  # "thats too far can you change some money": a request, not a question
+                        and _modal_request_score(tokens[i:], caller) < QUESTION_THRESHOLD:
+                    continue  # "right can you hold on while i check": a request, not a question
                 return 0.7
-            if t in lx.MID_DO and tokens[i + 1] in lx.MID_DO_SUBJ and prev_ok:
+            # "my brother did the forms": a determiner opening the turn or a clause, then a noun, then the
+            # auxiliary as a main verb ("stuck in a rut does it help" has the noun phrase after a preposition)
+            noun_subject = i >= 2 and tokens[i - 2] in lx.DETERMINERS \
+                and (i == 2 or tokens[i - 3] in lx.LEADING_FILLERS or tokens[i - 3] in ("because", "cos", "when"))
+            if t in lx.MID_DO and tokens[i + 1] in lx.MID_DO_SUBJ and prev_ok and not noun_subject:
                 return 0.7  # "lovely does your shop deliver on sundays"
             if t in lx.MID_COPULA and tokens[i + 1] in lx.MID_COPULA_SUBJ and prev_ok \
                     and tokens[i - 1] not in lx.SUBJECTS and tokens[i - 1] not in ("thats", "theres", "its"):
                 return 0.7
             if t in ("will", "would", "does", "did", "can", "could") and tokens[i + 1] == "it" and i + 2 < n \
-                    and prev_ok and tokens[i - 1] not in lx.SUBJECTS and tokens[i - 1] not in ("thats", "its"):
-                return 0.7  # "sounds good but will it take long"
+                    and prev_ok and tokens[i - 1] not in lx.SUBJECTS and tokens[i - 1] not in ("thats", "its") \
+                    and not noun_subject:
+                return 0.7  # "fair enough does it cost extra"; not "the plumber did it on friday"
             if t in ("will", "would") and i + 2 < n and tokens[i + 1] == "that" and tokens[i + 2] == "be" \
                     and prev_ok:
                 return 0.7  # "i can bring it round friday will that be ok"
@@ -356,7 +381,8 @@ class UtteranceClassifier:
         # the speaker's own bad luck, not anger at anyone.
         # Someone else's feelings ("you seem upset") and what might go wrong ("if it doesnt fit", "that
         # would ruin it") are not the speaker's grievance: blank them out before matching.
-        norm = self._not_own.sub(" _ ", norm)
+        # The placeholder is not a word character, so a pattern's "(?:\w+ )?" cannot step over it.
+        norm = self._not_own.sub(" - ", norm)
         misfortune = [m.span() for m in self._personal_misfortune.finditer(norm)]
         anger = sum(1 for m in self._vent_anger.finditer(norm)
                     if not any(a <= m.start() and m.end() <= b for a, b in misfortune))
@@ -380,7 +406,7 @@ class UtteranceClassifier:
             score += _W_OPENING_WEAK * max(weak + opening_cues - _OPENING_FREE_CUES, 0)
         personal_why = opening_customer and _why_about_a_person(tokens)
         if personal_why:
-            pass  # "why didnt you go to school", "why dont we sit down": a person's choices, not a company's
+            pass  # "why did she move to leeds": a person's own choice, not something done to the caller
         elif opening_customer and "why" in tokens[:6] and (score > 0 or opening_cues > 0):
             # Opening a contact with "why is/does/did ... not ..." demands an account of a failure.
             score += _W_OPENING_WHY
@@ -403,8 +429,16 @@ class UtteranceClassifier:
         return max(score, 0.0), anger > 0
 
 
-def _modal_request_score(core: list[str]) -> float:
-    """Score "can you ..."/"may i ...": info or help requests are questions, other requests are not."""
+def _modal_yes_no(core: list[str]) -> bool:
+    """ "will i have to pay again", "should we wait in", "might it rain": a modal before a subject asks what
+    will or ought to happen, a yes/no question rather than a request for an action."""
+    return len(core) > 1 and core[0] in lx.YES_NO_MODALS and core[1] in lx.YES_NO_MODAL_SUBJECTS
+
+
+def _modal_request_score(core: list[str], caller: bool) -> float:
+    """Score "can you ..."/"may i ...": requests for information or help are questions (CONTRACT §4), and so is
+    a caller asking for a service action ("can you cancel the order"); other requests and offers are not.
+    ``caller`` is False for an agent, whose "can you restart the router" tells the caller what to do."""
     verbs = [t for t in core[2:6] if t not in ("please", "just", "possibly", "kindly", "actually", "um", "uh",
                                                "er", "quickly", "also", "maybe", "perhaps")]
     if not verbs:
@@ -415,17 +449,19 @@ def _modal_request_score(core: list[str]) -> float:
     if core[0] in ("can", "could") and core[1] in ("i", "we") \
             and (verb not in lx.DETAIL_REQUEST_VERBS or verb in ("send", "book", "quote")
                  or core[3:5] == ["rid", "of"]):
-        # "can i pay by card", "could we change the date", "can i send it back": asks what is possible
+        # "can i pay by card", "could we change the date", "can i return it by post": asks what is possible
         return 1.0
     if verb in lx.DETAIL_REQUEST_VERBS:
-        # "can i have your name", "could you give me a phone number": a detail or a piece of information;
+        # "can i have your surname", "could you give me a phone number": a detail or a piece of information;
         # "any" asks whether something exists at all ("can we get any parking there"), not for a thing
         return 1.0 if any(t in ("your", "the", "any") or t in lx.INFO_NOUNS for t in core[3:7]) else 0.3
-    if core[0] in ("will", "should", "might", "must") and core[1] in ("i", "we"):
-        return 1.0  # "will i need stitches", "should we wait": yes/no questions, not requests
+    if _modal_yes_no(core):
+        return 1.0
+    if caller and core[1] in ("you", "u") and verb in lx.SERVICE_ACTION_VERBS:
+        return 1.0  # "could you move my appointment", "can you put me through to sales": help asked for
     if verb == "like" and core[1] in ("you", "u") and core.index("like") + 2 < len(core) \
             and core[core.index("like") + 1] == "to" and core[core.index("like") + 2] in lx.INVITATION_VERBS:
-        return 0.3  # "would you like to come to the match": an invitation, answered by accepting or not
+        return 0.3  # "would you like to join our loyalty club": an invitation, answered by accepting or not
     if core[0] == "can" and core[1] in ("you", "u") and verb in lx.ABILITY_VERBS:
         return 1.0  # "can you speak french", "can you afford it": asks what the listener is able to do
     if verb == "ask" and core[1] in ("you", "u"):
@@ -441,20 +477,31 @@ def _leaves_slot_open(core: list[str]) -> bool:
     while core and core[-1] in ("please", "sorry", "again"):
         core = core[:-1]
     return len(core) >= 3 and core[-1] in ("is", "was") and not _has_aux(core[:-1]) \
-        and any(t in lx.DETAIL_NOUNS for t in core)
+        and any(t in lx.DETAIL_NOUNS for t in core) and not any(t in lx.ISSUED_DETAIL_NOUNS for t in core)
 
 
 def _head_zone(tokens: list[str]) -> int:
     """How many opening words of a turn may hold its question (see :func:`_in_zone`): all of a short
-    turn; the first _LONG_TURN_HEAD of a long one; none of a long turn that opens by answering or
-    thanking ("thanks ... and can i take your postcode ..."), whose act is that response, the speaker then
-    running several sentences together."""
+    turn; in a long one, the first _LONG_TURN_HEAD words after its opening fillers, greetings and thanks
+    ("yeah hi ...", "thanks for that right ..."), which say nothing about the turn's act."""
     n = len(tokens)
     if n < _LONG_TURN:
         return n
-    if tokens[0] in lx.RESPONSE_OPENERS or tokens[:2] == ["thank", "you"]:
-        return 0
-    return _LONG_TURN_HEAD
+    return _opener_length(tokens) + _LONG_TURN_HEAD
+
+
+def _opener_length(tokens: list[str]) -> int:
+    """How many words open a turn before its first clause: fillers (:func:`_strip_fillers`), greetings
+    and thanks, in any order ("ok hi there", "yes hello thanks for holding so")."""
+    i = 0
+    while i < len(tokens):
+        # openers first, so that "hello there" goes whole rather than "hello" as a filler
+        opener = next((o for o in lx.TURN_OPENERS if tuple(tokens[i:i + len(o)]) == o), None)
+        step = len(opener) if opener is not None else _filler_at(tokens, i)
+        if not step:
+            return i
+        i += step
+    return i
 
 
 def _in_zone(pattern: re.Pattern[str], norm: str, n_words: int, head: int) -> bool:
@@ -497,17 +544,21 @@ def _tag_agrees(aux: str, pronoun: str) -> bool:
 
 
 def _why_about_a_person(tokens: list[str]) -> bool:
-    """ "why did you apply", "why isnt he coming", "why dont we go": a why about the listener's or a third
-    person's own choices (or a suggestion) rather than about something done to the speaker ("why did you
-    charge me", "why is my bill so high" name the speaker's loss)."""
+    """ "why did she move to leeds", "why isnt he coming", "why dont we walk": a why about the listener's or
+    a third person's own choices (or a suggestion) rather than about something done to the speaker. Only
+    verbs of personal choice count (:data:`dialog.lexicon.PERSONAL_CHOICE_VERBS`): in a service call "you"
+    and "he" are mostly the company or its engineer ("why didnt you fix it" names the caller's loss), and so
+    is any first-person word ("why did you cancel my order")."""
     core = _strip_fillers(tokens)
     if len(core) < 4 or core[0] != "why" or core[1] not in lx.AUX or core[2] not in lx.PERSON_SUBJECTS:
         return False
     if core[3] in ("all", "guys", "people", "lot") or core[-1] in ("this", "that"):
-        return False  # "why did you all drop it", "why are you doing this": a company, or a reproach
-    if core[1] == "dont" and core[2] in ("you", "we"):
-        return True  # "why dont you let me help": a suggestion
-    return not any(t in lx.FIRST_PERSON for t in core)
+        return False  # "why did you all drop it", "why are you treating me like that": a company, or a reproach
+    if core[1] == "dont" and (core[2] == "we" or (core[3] not in ("ever", "even", "just")
+                                                 and not any(t in lx.FIRST_PERSON for t in core[3:]))):
+        return True  # "why dont we walk", "why dont you try the blue one": suggestions
+    verb = next((t for t in core[3:6] if t not in lx.WHY_ADVERBS), "")
+    return verb in lx.PERSONAL_CHOICE_VERBS and not any(t in lx.FIRST_PERSON for t in core[3:])
 
 
 def _asks_why(tokens: list[str]) -> bool:
@@ -519,15 +570,19 @@ def _has_aux(tokens: Sequence[str]) -> bool:
     return any(t in lx.AUX for t in tokens)
 
 
+def _filler_at(tokens: list[str], i: int) -> int:
+    """How many words of the filler at ``tokens[i]`` (0 if none): "um", "well", or a pair like "i mean"."""
+    if i < len(tokens) and tokens[i] in lx.LEADING_FILLERS:
+        return 1
+    if i + 1 < len(tokens) and (tokens[i], tokens[i + 1]) in lx.LEADING_FILLER_PAIRS:
+        return 2
+    return 0
+
+
 def _strip_fillers(tokens: list[str]) -> list[str]:
     i = 0
-    while i < len(tokens):
-        if tokens[i] in lx.LEADING_FILLERS:
-            i += 1
-        elif i + 1 < len(tokens) and (tokens[i], tokens[i + 1]) in lx.LEADING_FILLER_PAIRS:
-            i += 2
-        else:
-            break
+    while step := _filler_at(tokens, i):
+        i += step
     return tokens[i:]
 
 

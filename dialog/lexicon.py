@@ -57,25 +57,29 @@ MID_BLOCK_PREV = frozenset(
 # ("do" is left out: "i always do my homework").
 MID_DO = frozenset("does did doesnt didnt".split())
 MID_DO_SUBJ = frozenset("my your his her their our the this that".split())
+# A determiner two words before a mid-turn auxiliary makes the word between a noun subject, so the
+# auxiliary is the main verb of a statement: "my brother did the forms", "the plumber did it".
+DETERMINERS = frozenset("my your his her their our the a an this these those".split())
 
 # Words that end a sentence before a mid-turn "is it ...": a predicate adjective, or "one last thing"
 # ("the problem is it leaks" keeps "is" as the main verb, so nouns in general are not listed; after
 # "ok"/"yes" a bare "is it" is a backchannel).
 MID_IS_IT_PREV = frozenset("good great fine nice lovely terrible awful dreadful thing".split())
 
-# Before a mid-turn "what is your ...", an object pronoun or "so" ends the previous sentence ("fine by
-# me what is your budget", "so whats the catch"); verbs of knowing and saying, a copula or a
-# preposition make the wh-clause embedded ("i know what is ...").
+# Before a mid-turn "what is your ...", a pronoun (a previous clause's object, or its subject when ASR cut
+# it short: "fine by me what is your budget", "ill do that what time suits you"), "that", "so", "also",
+# "just" or "too" ends the previous sentence; verbs of knowing and saying, a copula or a preposition
+# make the wh-clause embedded ("i know what is ...").
 MID_WH_BLOCK_PREV = MID_BLOCK_PREV - frozenset("i you we they he she it u that so also just too".split())
 
-# Mid-utterance inversions that open a new yes/no question: "thats ok is breakfast included".
+# Mid-utterance inversions that open a new yes/no question: "thats ok is there a fee".
 MID_COPULA = frozenset("is are has have was were".split())
-MID_COPULA_SUBJ = frozenset("there you anyone anybody anything she he breakfast".split()) - {"breakfast"}
+MID_COPULA_SUBJ = frozenset("there you anyone anybody anything she he".split())
 WH_CONTRACTED = frozenset("whats wheres hows whos".split())
 
 # Words before a final "what" that make it an answer or a prompt, not an echo question ("yes what").
 ECHO_WHAT_BLOCK_PREV = frozenset(
-    """no yes yeah yep yup so or and know guess thats exactly just is what oh okay ok right hello""".split()
+    """no yes yeah yep yup so or and know guess thats exactly just is what oh okay ok right hello matter""".split()
 )
 
 # Wh-words found glued to the previous word once punctuation is stripped ("fine.How" -> "finehow"),
@@ -88,8 +92,20 @@ WH_COMPOUNDS = frozenset(
 # Words before a final "anything else" that make it an object, not an elliptical question.
 ANYTHING_ELSE_BLOCK_PREV = frozenset(
     """do does did need needing want wanted have has had buy get got see know than about for of with like
-    try eat say before in on interest without""".split()
+    try eat say before in on interest without theres there is was thats""".split()
 )
+# A negation or "think" before a final "anything else" makes it the caller's closing answer: "no i dont
+# think theres anything else".
+ANYTHING_ELSE_BLOCK_ANY = frozenset("dont didnt doesnt think".split())
+
+# A bare "X or Y" is a choice offered, but not between two numbers (an estimate: "nine or ten") nor in a
+# fixed phrase.
+NUMBER_WORDS = frozenset(
+    """one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty
+    hundred first second third""".split()
+) | frozenset(str(i) for i in range(100))
+FIXED_OR_PAIRS = frozenset({("sooner", "later"), ("more", "less"), ("give", "take"), ("now", "never"),
+                            ("whether", "not"), ("either", "way"), ("rain", "shine"), ("sink", "swim")})
 
 # Exclamatives that look like wh-questions: "what a mess", "how lovely".
 EXCLAMATIVE_AFTER_WH = frozenset(
@@ -104,10 +120,22 @@ LEADING_FILLERS = frozenset(
     maam look listen anyway anyways fine great good sure oops wow gosh hm em emm umm uhh ahm ahem""".split()
 )
 
-# Response tokens that, opening a long turn, make the turn an answer or acknowledgement first.
-RESPONSE_OPENERS = frozenset("yes yeah yep right okay ok oh no thanks cheers sorry".split())
+# Greetings and thanks that open a turn ahead of its first clause, skipped (with the fillers above) before
+# looking for the turn's question: "yeah hi can you ...", "thanks for that so whats ...". Longest first.
+TURN_OPENERS: tuple[tuple[str, ...], ...] = tuple(tuple(o.split()) for o in (
+    "good morning", "good afternoon", "good evening", "hi there", "hello there", "hey there",
+    "thanks very much", "thanks for that", "thanks for holding", "thanks for waiting", "thank you very much",
+    "thank you for that", "thank you for holding", "thank you for waiting", "thanks a lot",
+    "thank you", "thanks", "cheers", "hi", "hello", "hey", "hiya", "morning", "afternoon", "evening",
+    "by the way",
+))
+# After "how do you do", words that make it a question about doing something ("how do you do that", "how
+# do you do the transfer online"); anything else is the greeting ("how do you do mrs patel").
+HOW_DO_YOU_DO_OBJECTS = frozenset(
+    "it that this these those the a an your my his her their our them with for without so on in when if".split()
+)
 
-# Two-word openers skipped like fillers: "i mean have you tried", "you know is it".
+# Two-word openers skipped like fillers: "i mean have you checked the settings", "you know is it".
 LEADING_FILLER_PAIRS = frozenset({("i", "mean"), ("you", "know"), ("excuse", "me"), ("thank", "you"),
                                   ("hang", "on"), ("hold", "on")})
 
@@ -120,22 +148,26 @@ AGENT_DETAIL_REQUEST = [
 # Phrases that make the utterance a request for information wherever they occur.
 EMBEDDED_QUESTION = [
     # CONTRACT §4: asking for help is a question, even without question syntax ("i need some help with my
-    # bill", "please help me")
+    # bill", "please help me with the online form", a bare "help")
     r"\b(?:i|we) (?:really |just |will |would )?(?:need|want|could do with|would like) "
-    r"(?:some |your |a bit of |a little )?help\b",
+    r"(?:some |your |a bit of |a little )?(?:technical |tech )?(?:help|assistance|support)\b",
     r"^(?:please )?help me\b",
-    r"\bplease help\b",
+    r"^(?:(?:um|uh|er|erm|oh|so|please) )*help(?: please)?$",
+    r"\bplease help\b(?! yourself| yourselves)",
     r"i (?:was|am|m|were) (?:just )?wondering",
     r"(?:im|i am) (?:just )?wondering",
     r"\bi wonder (?:if|whether|what|when|where|how|why|who)",
     r"wonder(?:ing|ed)? (?:if|whether)",
     r"\bwondering (?:what|when|where|how|why|who|which)\b",
-    # not knowing whether something holds about the listener or the world asks them to say:
-    # "you dont happen to know if its open", "i dont know if youve got the letter handy" ("i dont know
-    # if i mentioned it" is about the speaker)
-    r"\b(?:i|you) (?:dont|dunno|didnt|do not) (?:\w+ )?(?:happen to )?know (?:if|whether) "
-    r"(?:you|youve|youre|youd|theres|there|its|it|they|theyre|theyve|this|thats|he|she|hes|shes)\b",
-    r"\bdunno (?:if|whether) (?:you|youve|youre|theres|its|they)\b",
+    # a guarded ask: "you wouldnt happen to know the opening hours", "i dont suppose you could check", "i
+    # dont know if youre the right team for this", "you dont know if the engineer is booked": not knowing,
+    # now, something about the listener, or whether a way exists, asks them to say ("i dont know if its too
+    # late", "i didnt know if the shop was open" are the speaker's own doubts, not asks)
+    r"\byou (?:dont|wouldnt|do not|would not) happen to (?:know|have)\b",
+    r"\bi dont suppose (?:you|anyone|theres)\b",
+    r"\b(?:i (?:dont|do not) know|dunno) (?:if|whether) "
+    r"(?:you|youve|youd|youre|anyone|someone|theres any|there is any)\b",
+    r"\byou (?:dont|do not) know (?:if|whether)\b",
     r"\b(?:just (?:like to|want to|wanna|wanted to)|wanna) (?:know|ask|find out) "
     r"(?:if|whether|what|when|where|how|why|who|which)\b",
     r"\bi (?:just )?wondered (?:when|what|where|how|why|who|which)",
@@ -145,7 +177,7 @@ EMBEDDED_QUESTION = [
     r"(?:can|could|may|might) i (?:please |just )?(?:ask|know|find out|check)",
     r"is (?:it|there) (?:any way|anyway|possible|a way|a chance)",
     r"(?:id|i would|i d|i want to|i wanna|i need to|i just want to) (?:like to )?(?:know|ask|find out)"
-    r" (?:if|whether|what|when|where|how|why|who|which|about)",
+    r" (?:if|whether|what|when|where|how|why|who|which|about|my|the|our)\b",
     r"\bany (?:idea|ideas|news|update|updates)\b",
     r"\bplease (?:tell|advise|let me know|explain)\b",
     r"\b(?:tell|show) me (?:how|what|when|where|why|which|if|whether)\b",
@@ -158,13 +190,19 @@ EMBEDDED_QUESTION = [
     r"\bi (?:just )?(?:wanted|want|need|needed|wish|wished) to "
     r"(?:check|ask|enquire|inquire|know|find out|query)",
     r"\b(?:enquir|inquir)(?:e|ing|y)\b",
-    # a caller stating what they are after asks for it: "were trying to find the address of the clinic"
+    # a caller stating what they are after asks for it: "were trying to find the postcode for your head office"
     r"\b(?:im|i am|were|we are) (?:just |actually )?(?:after|looking for|trying to (?:find|get)) "
     r"(?:the|a|an) (?:\w+ )?(?:\w+ )?(?:number|address|postcode|code)\b",
     r"\bi (?:just |actually )?(?:want|wanted|need|needed) (?:just |actually )?to (?:find|get) "
     r"(?:the|a|an) (?:\w+ )?(?:\w+ )?(?:number|address|postcode|code)\b",
     r"^(?:and |or |so )?(?:for|at|from|to|by|in|on|of|with|since|until) "
     r"(?:what|which|when|where|whom|how)\b",
+]
+
+# The speaker naming what they want to find out is the turn's act wherever it sits in a long turn (unlike
+# the phrases above, rarely reported speech): "... and what i need to find out is when it gets fixed".
+STATED_ASK = [
+    r"what (?:i|we) (?:want|need|wanted|needed|would like|d like) to (?:know|ask|find out|check) is",
 ]
 
 # After "can you": skills and capacities, asked about rather than asked for ("can you swim").
@@ -178,8 +216,9 @@ WONDER_IF_MODAL = (r"\bwonder(?:ing|ed)? (?:if|whether) (you|u|i|we|the \w+) (co
                    r"((?:\w+ ?){1,6})")
 
 # After "can/could/would/will you" or "can/could/may i": verbs that ask for information or help.
-# Any other verb makes the utterance a request for an action or for permission ("could you pass
-# the salt", "may i come in"), which dialogue-act schemes count as a directive, not a question.
+# Any other verb makes the utterance a request for an action or for permission ("could you hold the
+# line", "may i put you on hold"), which dialogue-act schemes count as a directive, not a question,
+# unless a caller asks for a service (SERVICE_ACTION_VERBS below).
 INFO_REQUEST_VERBS = frozenset(
     """tell confirm check explain clarify advise spell repeat let help ask know find hear recommend
     suggest say describe remind verify look see""".split()
@@ -187,15 +226,30 @@ INFO_REQUEST_VERBS = frozenset(
 # After "can/may i" or "can we" these ask leave to do something or offer something ("may i see your
 # ticket", "may i suggest the fish"), not for information: a directive or an offer.
 OFFER_OR_PERMISSION_VERBS = frozenset("see look suggest recommend".split())
-# These ask for information only when they ask for *your/the* details: "can i have your name".
+# These ask for information only when they ask for *your/the* details: "can i have your surname".
 DETAIL_REQUEST_VERBS = frozenset("have take get give send quote book".split())
 MODALS = frozenset("can could would will may might shall".split())
+# A modal that, before one of these subjects, asks a yes/no question ("will it cost more", "should i
+# wait"), unlike "can you"/"will you" which may request an action.
+YES_NO_MODALS = frozenset("will should might must".split())
+YES_NO_MODAL_SUBJECTS = frozenset("i we it they he she".split())
+# A caller asking the agent to act on the account asks for help (CONTRACT §4): "can you cancel the order",
+# "could you put me through to sales".
+SERVICE_ACTION_VERBS = frozenset(
+    """fix repair sort transfer connect reset unlock cancel change update send post email text refund
+    credit waive reduce lower replace swap book arrange reschedule move process activate reactivate
+    reconnect restore escalate remove add upgrade downgrade switch renew extend pause stop block order
+    deliver call ring give get take quote issue raise log report investigate chase""".split()
+)
 # The details an agent asks a caller for, listed without a verb: "and the name and address please".
 DETAIL_NOUNS = frozenset(
     """name names address postcode code number surname initial initials reference email birth""".split()
 )
+# Details an agent hands out rather than asks for: "your reference number is" (the digits cut off by ASR)
+# tells, "and your postcode is" asks.
+ISSUED_DETAIL_NOUNS = frozenset("reference ref ticket case confirmation tracking booking order balance".split())
 
-# Things a caller asks to be given or told, not handed over: "could i get a fax number for the council".
+# Things a caller asks to be given or told, not handed over: "could i get a contact number for the repairs team".
 INFO_NOUNS = frozenset(
     """number numbers address addresses postcode code codes details information info price prices
     breakdown quote estimate idea timetable location directions""".split()
@@ -209,7 +263,10 @@ TAG_AUX = frozenset(
     """isnt arent wasnt werent dont doesnt didnt cant couldnt wont wouldnt havent hasnt shouldnt
     is are was were do does did can will have has could would aint mustnt mightnt neednt""".split()
 )
-TAG_SUBJ = frozenset("it you i we they he she there that this".split())
+TAG_SUBJ = frozenset("it you i we they he she there that".split())
+# These make a tag only after a negative auxiliary ("theres a fee isnt there"); after a positive one they
+# are the end of a statement cut short ("the trouble is that").
+TAG_NEGATIVE_ONLY_SUBJ = frozenset("there that".split())
 # A tag's auxiliary agrees with its pronoun ("does it", "do you"); one that doesn't is a main verb and
 # its object: "ill do it", "when i do that", "you dont have it".
 TAG_PLURAL_AUX = frozenset("do dont have havent are arent were werent".split())
@@ -236,8 +293,7 @@ VENT_ANGER = [
     r"fed up|sick of|sick and tired|had enough|cant stand(?! up)|cannot stand(?! up)|cant bear|drive me crazy|"
     r"driving me crazy|driving me mad|drive me mad",
     r"fuck\w*|shit\w*|bullshit|crap|crappy|damn|dammit|goddamn|bloody hell|wtf|ffs|screw you|bastard\w*",
-    # "shut up" may arrive glued to the next sentence once punctuation is gone ("shut upshes")
-    r"shut up(?:s?he|i|you|we|they|it)?\w*|how dare|(?<!you )(?<!to )get lost|go to hell|what the hell|the hell|"
+    r"shut up|how dare|(?<!you )(?<!to )get lost|go to hell|"
     r"nonsense|rubbish|garbage|"
     r"idiot\w*|stupid|moron\w*|liar|liars|lying to me|lied to me|shame on you|yuck|gross",
     r"worst|horrendous|atrocious|abysmal|lousy|poor service|bad service|terrible service|"
@@ -251,26 +307,33 @@ VENT_ANGER = [
     # reproaches aimed at the listener: "i cant believe you didnt tell me", "fine if thats how you feel",
     # "knock it off"
     r"i (?:cant|cannot|can not) believe (?:you|youd|youve|youre|he|she|they)(?: \w+)? "
-    r"(?:dont|didnt|wont|wouldnt|never|would|still|forgot|lied)|"
+    r"(?:dont|didnt|wont|wouldnt|never|forgot|lied)|"
     r"if thats (?:the way|how) you (?:feel|want it)|knock it off|cut it out|leave me alone|get off my back|"
     r"give it a rest",
-    # "get out of here" before news is disbelief ("get out of here she didnt"), said alone it orders someone off
+    # telling someone to leave, but not the same words before a piece of news (disbelief)
     r"butt out|mind your own business|get out of (?:my|here(?! (?:i|you|she|he|they|we|no|really|thats|its)\b))|"
     r"(?:you|i) dare|dare you|nuisance|"
     r"(?:you|he|she|they|hes|shes|youve|theyve) never (?:listen|listens|listened)|never listens|got robbed|"
-    r"(?:no more|not looking for|dont give me|spare me (?:the|your)|enough with the) excuses|"
-    r"you (?:cant|cannot) do that(?: to (?:me|us)\b|$| its\b| thats\b)|"
+    r"(?:no more|dont give me|spare me (?:the|your)|enough with the) excuses|"
+    # "you cant do that" alone is as often an agent stating a rule
+    r"you (?:cant|cannot) do that to (?:me|us)\b|"
     # reproaches: being rushed or frightened, "the least you could do", name-calling
-    r"rush(?:ing)? (?:me|us)|(?:frightened|scared) (?:me|us) (?:half )?to death|"
+    r"rushing (?:me|us)|(?:stop|dont|quit) rush(?:ing)? (?:me|us)|(?:frightened|scared) (?:me|us) (?:half )?to death|"
     r"scared the (?:hell|life|crap) out of (?:me|us)|"
-    r"(?:you|they) (?:should|could) (?:at least|have at least)|the least you (?:could|can)|suckers?|(?<!knee )jerks?|"
+    # "you could at least try restarting it" is advice; a reproach names what was owed to the speaker
+    r"(?:you|they) (?:should|could) (?:have )?at least (?:have|tell|told|let|call|called|ring|rang|reply|replied|"
+    r"apologi[sz]e|apologi[sz]ed|warn|warned|inform|informed|say|said)|the least you (?:could|can)|(?<!knee )jerks?|"
     r"(?:cut|cutting|cuts|jump|jumped|jumping) (?:in|into)? ?(?:the )?(?:line|queue) in front|"
     r"jump(?:ed|ing)? the queue|dont (?:you )?be (?:so )?(?:nosey|nosy|rude|cheeky|stupid|ridiculous)|"
     r"(?:i will|ill|i am going to|im going to|im gonna) (?:throw|smash|break) your|enough of (?:this|your)",
     r"driving me (?:nuts|insane|bananas|up the wall|round the bend|mental)|"
     r"drives me (?:nuts|insane|crazy|mad)|"
     r"(?:let|letting|lets) (?:me|us) down|thanks for nothing|said no one ever|"
-    r"(?:hung|hangs|hang|hanging) up on (?:me|us|you)|(?:gets|getting|got) on my nerves|what are you playing at",
+    r"(?:hung|hangs|hang|hanging) up on (?:me|us)|(?:gets|getting|got) on my nerves|"
+    # not being listened to, and a long-standing customer's reproach
+    r"no ?(?:one|body) (?:\w+ )?(?:listens|listened|is listening)|"
+    r"(?:youre|you are|theyre|they are) (?:still )?not (?:even |really )?listening|"
+    r"(?:is this|this is|thats|that is) (?:how|the way) you treat",
     # grievance history and broken expectations, strong enough alone
     r"(?:second|third|fourth|fifth|2nd|3rd|4th|5th|umpteenth|hundredth) time (?:i|ive|im|i am|weve|we|were|this|that)",
     # grievance history: the same failure on consecutive occasions ("second week in a row")
@@ -278,7 +341,10 @@ VENT_ANGER = [
     r"(?:second|third|fourth|fifth|2nd|3rd|4th|5th) (?:time|day|week|month|night|evening|morning|bill) "
     r"(?:in a row|running)",
     # "how many times did you ..." asks for a count; exasperation asks how often the speaker must act
-    r"how many more times|how many times (?:do|does|must|should|will|would|have|has|am|are|is|can)",
+    r"how many more times|how many times (?:do|does|must|will|would|am|are|is) (?:i|we) (?:have|need|got) to|"
+    r"how many times (?:must|should) (?:i|we)|"
+    r"how many times (?:have|has) (?:i|we) (?:\w+ )?(?:called|rung|rang|phoned|asked|told|emailed|explained|"
+    r"written|complained|chased)",
     r"still (?:waiting|havent|hasnt|not (?:received|fixed|working|sorted|resolved|heard))",
     r"(?:never|still not|still havent|still hasnt) (?:received|arrived|came|turned up|showed up|"
     r"got back|heard back|responded|replied|called back|rang back|refunded|fixed|sorted)",
@@ -290,7 +356,12 @@ VENT_ANGER = [
     r"(?:very|really|extremely|so|totally|completely|deeply|beyond) "
     r"(?:disappointed|frustrated|annoyed|upset|unhappy|angry|dissatisfied|mad)",
     r"waste of (?:time|money)|wasted (?:my|an|a|so|hours|days|time)|waste my time",
-    r"want (?:to|a) (?:cancel|complain|complaint|refund|speak to (?:a|your) manager)|"
+    # left without a service, money taken, conflicting answers, goods not as ordered
+    r"left (?:me|us) (?:without|with no|stranded|in the dark)|(?:took|taken|taking|take) (?:my|our) money|"
+    r"(?:told|given) (?:me |us )?(?:\w+ )?different (?:things|answers|stories)|"
+    r"not what (?:i|we) (?:ordered|paid for|asked for)|(?:got|been|was|keep getting|kept getting) cut off",
+    # a calm "i want to cancel my subscription" is a request (the coach's drifting card still sees it)
+    r"want (?:to|a) (?:complain|complaint|refund|speak to (?:a|your) manager)|"
     r"speak to (?:a|your) (?:manager|supervisor)|file a complaint|make a complaint|"
     r"lodge a complaint|report you|take (?:this|it) further|sue you|ombudsman|"
     r"(?:my|our|get a|call a|contact a|see a|involve a|speak to a|talk to a|hire a) (?:lawyer|solicitor)s?|"
@@ -305,23 +376,30 @@ VENT_ANGER = [
     r"competitors?|(?:switch|switching|move|moving|go|going) (?:to )?(?:another|a different) "
     r"(?:provider|company|supplier|bank|network|carrier)|"
     r"take my (?:business|money|custom) elsewhere",
-    # "an unbelievable view" praises; "unbelievable" on its own is exasperation
-    r"(?:what (?:is|s) wrong with (?:you|your)|are you (?:kidding|joking)|(?<!an )unbelievable)",
+    # "unbelievable" said of the situation is exasperation; before a noun it is as often praise
+    r"(?:what (?:is|s) wrong with (?:you|your)|are you (?:kidding|joking)|"
+    r"(?:this is|thats|that is|its|it is|just|absolutely|simply) unbelievable|^unbelievable)",
     r"why (?:cant|cannot|wont|doesnt|isnt|hasnt|havent|is it so|does it take|do i have to|"
     r"should i have to|on earth|the hell) ",
     # contempt for a service or its staff, and sarcastic thanks for a harm
     r"subpar|sub par|pitiful|waste of space|dumb|get your act together|sort yourselves out|"
     r"(?:thanks|thank you|thx) (?:\w+ )?for (?:ruining|wasting|nothing|making me|cancell?ing|losing|ignoring)|"
-    # "oh what the heck ill take both" gives in cheerfully
-    r"(?:what|why|how) the (?:heck|hell|fuck)(?! (?:ill|lets|why not)\b)|"
+    # "the heck"/"the hell" right before the speaker's own decision ("ill", "lets", "why not") gives in
+    # cheerfully; elsewhere it is anger at something ("... is this charge on my bill")
+    r"(?:(?:what|why|how|where|who) )?the (?:heck|hell)(?! (?:ill|im|id|i will|lets|let us|why not|go on)\b)|"
+    r"(?:what|why|how) the fuck|"
     r"(?:ripping|rip|ripped) (?:us|me|people|customers) off|"
     r"(?:last|final) time i (?:ever )?(?:buy|order|use|fly|shop|book|stay|eat|come)",
 ]
 
 # Grievances and problem reports: a fault, a failure, a delay, a broken promise.
 VENT_GRIEVANCE = [
-    # "dont open it", "dont use that": with these verbs "dont" is mostly an imperative or a habit
-    r"(?:doesnt|dont(?! (?:\w+ )?(?:start|use|pay|show|play|open|send|fit|hear|accept|update)\b)|"
+    # a turn that opens with "dont open it", "dont use that" gives an order; "they dont accept my card" reports
+    # (after a leading "oh", "so", "please" ... too)
+    r"(?:doesnt|^(?:(?:oh|so|well|and|but|no|please|just|ok|okay|now) )?dont"
+    r"(?! (?:\w+ )?(?:start|use|pay|show|play|open|send|fit|hear|accept|update)\b)|"
+    r"(?<!^)(?<!^oh )(?<!^so )(?<!^well )(?<!^and )(?<!^but )(?<!^no )(?<!^please )(?<!^just )(?<!^ok )"
+    r"(?<!^okay )(?<!^now )dont|"
     r"didnt|isnt|arent|wasnt|wont|cant|cannot|couldnt|not|stopped|never|no longer|"
     r"not able to|unable to|keeps? not) (?:\w+ )?(?:work|working|works|worked|load|loading|connect|"
     r"connecting|charge|charging|turn on|respond|responding|print|printing|scan|open|opening|sign in|"
@@ -329,12 +407,12 @@ VENT_GRIEVANCE = [
     r"deliver\w*|"
     r"show|showing|update|updating|download|install|pay(?! attention)|use|get through|hear|let me|letting me|fit|"
     r"sync\w*|listed|appearing|available|accurate|compatible|valid|processed|credited|refunded|covered|"
-    r"honou?red|delivered|fixed|resolved|sorted)|"
+    r"honou?red|delivered|fixed|resolved|sorted|turn up|show up|call back|ring back)|"
     # "i cant help it" is a habit and "we cant help with that" a remit; not helping the caller is a grievance
     r"(?:doesnt|dont|didnt|wont|wouldnt|never|not|refused to|refuse to) (?:even )?help(?:ing)? (?:me|us)",
     r"still (?:not|isnt|doesnt|cant|wont|no|nothing|havent|hasnt|broken|down|waiting)|"
-    r"(?:havent|have not|hasnt|has not|not) (?:\w+ )?(?:heard back|heard anything|received|had a reply|"
-    r"had an answer|had a response)|no luck|messed up|screwed up|mess up|screw up|beware",
+    r"(?:havent|have not|hasnt|has not|not|never) (?:\w+ )?(?:heard back|heard anything|heard a (?:word|thing|peep)|"
+    r"received|had a reply|had an answer|had a response)|no luck|messed up|screwed up|mess up|screw up|beware",
     r"nasty|inadequate|inaccurate|terribly(?! sorry| ill| sick)|unreliable|unusable|unhelpful|misleading|"
     r"overpriced|lousy|"
     r"poor(?:ly)? (?:service|quality|customer|communication|signal|coverage|connection|performance|"
@@ -360,18 +438,27 @@ VENT_GRIEVANCE = [
     r"cutting|cuts) (?:out|off)",
     # something expected that never came, ending the sentence: "and it hasnt come", "it hadnt arrived"
     r"(?:hasnt|hadnt|has not|had not) (?:come|arrived|turned up|shown up|showed up|been delivered)$",
-    # things (not people) that have not arrived yet: "some parts havent yet arrived"
-    r"(?:parts|items|goods|parcels|packages|orders|deliveries|refunds|cards|bills|letters|documents) "
-    r"(?:\w+ )?(?:havent|have not) (?:yet |even )?(?:come|arrived|turned up|shown up|been delivered)|"
-    r"debacle|fiasco",
+    # a thing (not a person: "he hasnt turned up yet") that has not arrived: "the refund still hasnt arrived"
+    r"(?<!\bi )(?<!\bhe )(?<!\bshe )(?<!\bwe )(?<!\bthey )(?<!\byou )(?<!\bwho )"
+    r"(?:hasnt|havent|hadnt|has not|have not|had not|didnt|did not) (?:yet |even |ever )?"
+    r"(?:arrived|turned up|shown up|showed up|been delivered)|fiasco",
     r"no (?:wifi|internet|broadband|signal|service|power|connection|network|water|heating|heat|"
     r"response|reply|answer|help|update|updates|refund|explanation|apology|respect)",
     r"complain\w*|compensation|money back|escalate",
-    # patience run out: "im not waiting any longer"
-    r"(?:cant|cannot|wont|will not|not going to|refuse to) (?:\w+ ){0,4}any longer",
+    # patience run out: "i refuse to put up with it any longer" ("i cant stay any longer" is only leaving)
+    r"(?:cant|cannot|wont|will not|refuse to|not) (?:wait|waiting|put up with|putting up with|tolerate|accept|"
+    r"stand|pay|paying) (?:\w+ ){0,3}any longer",
+    # a figure on the account that is wrong: "the amount on my invoice is wrong"
+    r"(?:bill|bills|invoice|statement|charge|charges|amount|balance|reading|price|total) "
+    r"(?:is|was|are|were|has been|looks|seems) (?:\w+ )?(?:wrong|incorrect)",
     # harm done or promises broken, told without anger words
     r"ruin(?:ed|ing|s)?|(?:make|made|making) me (?:late|miss|wait|pay)|(?:was|is|were|it was) supposed to|"
     r"(?:do|does|did) not (?:reply|respond|answer)|(?:dont|doesnt|didnt|never) (?:reply|respond|answer)|"
+    r"(?:you|they) (?:dont|never|wont) (?:even |ever )?listen|"
+    # asking the company why it fails to act: "why dont you ever phone back", "why wont they just pay me"
+    r"why (?:dont|didnt|wont|cant) (?:you|they) (?:ever|even) \w+|"
+    r"why (?:dont|didnt|wont|cant) (?:you|they) (?:just )?(?:call|ring|phone|reply|answer|respond|refund|fix|repair|"
+    r"sort|send|pay|credit|listen|get back)(?: \w+)? (?:me|us|my|our)\b|"
     r"nothing works|no worky|(?:stop|quit) (?:asking|sending|hassling|charging|calling|emailing|spamming)|"
     r"(?:apps?|site|website|servers?|system|service|internet|wifi|network|power) (?:is |are |was |went )?down|"
     r"(?:hrs|hours|mins|minutes) late|declined|what gives|whats going on with|(?:fix ?it|fix this)",
@@ -381,7 +468,7 @@ VENT_GRIEVANCE = [
     r"(?:love|loving|gotta love|dont you love) (?:it )?(?:when|how) (?:you|u|they|my|the|your|i|it)|"
     r"thanks a lot|just what i needed|sarcasm",
     # not getting what was paid for or promised
-    # "she might not get it", "it may not get there": a possibility, not something withheld
+    # "it may not get there in time": a possibility, not something withheld
     r"(?:still|never|(?<!might )(?<!may )(?<!can )(?<!could )not|havent|hasnt|didnt) (?:\w+ )?"
     r"(?:got|getting|gotten|get|receive|receiving)(?! enough)|"
     r"still (?:nothing|no)|nothing yet|(?:still|got|been|being|keep getting) charged|charging me|"
@@ -389,7 +476,7 @@ VENT_GRIEVANCE = [
     r"(?:sent|delivered|shipped|went|going) to the wrong|(?:wrong|incorrect) (?:state|city|country|house|"
     r"person|colour|color|one|flat|door)",
     r"(?:cant|cannot|couldnt|unable to|not able to) (?:even )?(?:get|boot|seem to|access|log|sign|"
-    r"reach|contact|download|watch|stream|call|book|cancel|check in|activate|authori[sz]e|dm|verify|redeem|"
+    r"reach|contact|download|watch|stream|call|book|cancel|check in|activate|authori[sz]e|verify|redeem|"
     r"unlock|reset|register|submit|upload)",
     # "ive been trying but im not up to it" is the speaker's own effort
     r"(?:been|keep|kept|have been|ive been) trying(?! but| hard| my best)|refus\w+|"
@@ -405,20 +492,23 @@ VENT_GRIEVANCE = [
     r"charging|sending|telling)|every (?:single )?time|over and over|yet again|once again|all the time",
     r"(?:for|since|in) (?:the )?(?:past|last) (?:\w+ )?(?:hours|days|weeks|months|minutes)|"
     # elapsed time and things that used to work: "its been three weeks", "it was working fine yesterday"
-    r"its been (?:like |over |almost |nearly |about |more than )?(?:\d+|a|an|one|two|three|four|five|six|few|"
-    r"couple of) (?:hours|days|weeks|months|years)|was (?:\w+ )?working (?:fine |perfectly |ok |okay )?"
-    r"(?:last|yesterday|before|until|this morning|earlier)|"
+    # ("its been two years since i moved" is a life event, so not years)
+    r"its been (?:like |over |almost |nearly |about |more than )?(?:\d+|a few|a couple of|a|an|one|two|three|four|"
+    r"five|six|few|couple of) (?:hours|days|weeks|months)|"
+    # a device or service that used to work, not a person who was at work ("i was working last night")
+    r"(?<!\bi )(?<!\bhe )(?<!\bshe )(?<!\bwe )(?<!\bthey )(?<!\byou )(?<!\bwho )was (?:\w+ )?working "
+    r"(?:fine |perfectly |ok |okay )?(?:last|yesterday|before|until|this morning|earlier)|"
     r"(?:hours|days|weeks|months) (?:ago|later|now)",
     r"your (?:staff|people|app|website|site|system|customer service)|customer service",
     r"angry|annoyed|annoying|frustrated|frustrating|upset|disappointed|disappointing|"
     r"unhappy|irritated|irritating|mad|hated|sucks|suck|stinks|terrible|horrible|awful|"
     # hating a food or a chore is taste; hating how something is done, or a service, is a grievance
     r"(?:hate|hates) (?:it|this|that|how|when|the way|your|you|waiting|being|having to|dealing)|"
-    r"dreadful|pointless|unfair|not fair|(?:hows|how is) (?:that|this|it) fair|fix it|sort it out|"
-    # things gone, broken promises, sarcastic "is this what you call ..."
+    r"dreadful|pointless|unfair|not fair|fix it|sort it out|"
+    # things gone, broken promises
     r"disappeared|vanished|nonexistent|non existent|(?:was|were|they|had|been) promised|"
     r"promised (?:for|by|me|us|delivery)|lack of (?:\w+ )?(?:service|support|communication|response|engagement|"
-    r"care|help|information|updates?)|is this (?:really )?what you call|take (?:some |any )?action",
+    r"care|help|information|updates?)|take (?:some |any )?action",
     # impolite or dishonest treatment, sluggish apps, calls that never come back
     r"impolite|disrespectful|condescending|dismissive|shady|sketchy|dodgy|deceptive|false advertising|"
     r"laggy|lagging|buffering|throttl\w*|not (?:very |at all |even )?helpful|of no help|no help at all|"
@@ -432,18 +522,20 @@ VENT_GRIEVANCE = [
     # their own, dirty or unsafe premises, abuse, being passed around
     r"(?<!any )(?<!no )(?<!not having the )(?:serious|massive|major|huge|big|systemic|ongoing|same|constant|"
     r"recurring) (?:issue|issues|problem|problems)|having (?:issues|problems) with (?:my|our|your)|"
-    r"heard a thing|heard a word|nothing back|got nothing|heard nothing|"
-    r"nothing happen\w*|(?:not|wont|doesnt|dont|didnt|will not|does not) allow(?:ing)? (?:me|us)|"
+    r"got nothing|heard nothing|(?:and|but|still|yet) nothing (?:has |had |ever )?happen(?:ed|s|ing)|"
+    r"(?:not|wont|doesnt|dont|didnt|will not|does not) allow(?:ing)? (?:me|us)|"
     r"not allowing|no (?:confirmation|notification|tracking|receipt)|"
     r"(?:could not|couldnt|cant|cannot) be (?:contacted|reached)|racis\w+|abus(?:ing|ive|ed) (?:me|us)|harass\w*|"
-    r"(?:full|pack) of lies|lies lies|all lies|drains? (?:my|the) battery|battery drain\w*|"
-    r"(?:off|down) (?:on its own|by itself|randomly)|(?:coming|falling|fell|came) apart|lags? me out|"
-    r"kick(?:s|ed)? me (?:off|out)|logs? me out|logged me out|errored|dirty|filthy|unsafe|unhygienic|soggy|"
+    r"(?:told|telling|tell) (?:me |us )?lies|(?:all|more|nothing but) lies|drains? (?:my|the) battery|"
+    r"battery drain\w*|(?:off|down) (?:on its own|by itself|randomly)|(?:coming|falling|fell|came) apart|"
+    r"logs? me out|logged me out|errored|dirty|filthy|unsafe|unhygienic|"
     r"stale|dangerously|should (?:have|ve) (?:received|arrived|been (?:delivered|sent|fixed|refunded|credited))|"
-    r"bumped (?:me|us)|downgraded|(?:losing|lost) (?:trust|faith)|endless loop|pillar to post|round in circles|"
+    r"downgraded|(?:losing|lost) (?:trust|faith)|round in circles|"
+    r"(?:passed|pushed|bounced|transferred) (?:me |us )?(?:around|about|back and forth|from one)|"
     r"(?:mins|minutes|hours|hrs) (?:on )?hold|not a happy (?:customer|camper)|(?:stops|stop) (?:\w+ )?working|"
-    r"(?:got|been|was|were|account|card) (?:\w+ )?(?:banned|suspended|blocked|deactivated|disabled|"
-    r"frozen|hacked)",
+    # only an adverb may sit between: "my son was born disabled" is no account action
+    r"(?:got|been|was|were|account|card) (?:(?:just|now|also|then|completely|permanently|temporarily|wrongly) )?"
+    r"(?:banned|suspended|blocked|deactivated|disabled|frozen|hacked)",
 ]
 
 # Problem words that are as often neutral ("whats the problem", "do you have any trouble"):
@@ -463,6 +555,13 @@ VENT_WEAK = [
 # Subjects of a "why" about a person's own choices ("why did you apply", "why isnt she coming"), and the
 # first-person words that instead make it about the speaker's loss ("why did you cancel my order").
 PERSON_SUBJECTS = frozenset("you u he she we".split())
+# The verbs of such a personal choice, and adverbs that may come before them ("why didnt she ever apply").
+PERSONAL_CHOICE_VERBS = frozenset(
+    """go goes going went come comes coming came choose chose chosen apply applied study studied move moved
+    moving join joined stay stayed quit marry married visit visited decide decided become became travel
+    learn learned learnt want wanted like liked live lived try tried sit""".split()
+)
+WHY_ADVERBS = frozenset("not just ever even really actually still never also".split())
 FIRST_PERSON = frozenset("i me my mine myself we us our ours im ive id ill weve wed".split())
 
 # Words that soften or reverse apparent venting: gratitude and politeness closures.
@@ -495,7 +594,7 @@ PERSONAL_MISFORTUNE = [
     r"fail(?:ed)? (?:my|your|his|her|the) (?:\w+ )?(?:exam|exams|test|tests|course|interview)|"
     # the speaker apologising, breaking bad news or owning a mishap is not the aggrieved party
     # (a customer's polite "sorry but my order never came" still complains)
-    r"(?:i apologi[sz]e|we apologi[sz]e|sorry to say|(?:i am|im) (?:terribly |very |so |really )?sorry)"
+    r"(?:i apologi[sz]e|we apologi[sz]e|(?:i am|im) (?:terribly |very |so |really )?sorry)"
     r"(?! (?:\w+ )?but (?:my|the|your|this|its|it|i|you)\b)|"
     r"(?:i|we) (?:have |had |just )?(?:broken|broke|spilled|spilt|dropped|smashed) (?:my|the|a|an|some|your)",
 ]
@@ -510,14 +609,21 @@ NOT_OWN_GRIEVANCE = [
     r"(?:would|could|might|may|can) (?:be )?(?:ruin\w*|broken|damaged|cancell?ed|delayed)",
     # a delay announced ahead ("there will be a short delay"), not one suffered
     r"(?:there will|there may|there might|therell) be (?:a )?(?:\w+ )?delays?",
-    r"if (?:\w+ ){1,3}(?:doesnt|dont|isnt|wasnt|werent|didnt) \w+",
+    # ... but a condition followed by a threat is an ultimatum: "if this isnt sorted by monday im leaving"
+    r"if (?:\w+ ){1,3}(?:doesnt|dont|isnt|wasnt|werent|didnt) \w+"
+    r"(?!.*\b(?:ill|im|i will|i am|were|we will|i want|i shall) (?:\w+ )?(?:cancel|cancell?ing|leave|leaving|"
+    r"switch|switching|complain|complaining|report|close|closing|go elsewhere|take|taking|sue)\b)",
     # what something or someone is reputed to be, not a broken promise: "its supposed to be good for you"
-    r"supposed to be (?:\w+ )?(?:good|great|nice|fun|easy|hard|difficult|healthy|safe|famous|popular|the best|"
+    # (present tense only: "it was supposed to be better than this" is a broken promise)
+    r"(?:is|its|are|theyre|hes|shes|thats) supposed to be (?:\w+ )?(?:good|great|nice|fun|easy|hard|difficult|"
+    r"healthy|safe|famous|popular|the best|"
     r"better|lucky|beautiful|delicious|clever|skilled|wonderful|amazing)",
-    # a suggestion: "why dont you let me drive"
-    r"why dont (?:you|we)",
-    # a third person's choices: "why isnt she coming", "why wont he eat" (not "why wont he call me back")
-    r"why (?:isnt|wont|doesnt|didnt|cant) (?:he|she)\b(?!(?: \w+){0,4} (?:me|my|us|our)\b)",
+    # a suggestion ("why dont we walk", "why dont you try the green jumper"), or a third person's own choices
+    # ("why isnt she coming"); not "why dont you ever phone me back", "why didnt he fix the cooker"
+    r"why dont we|why dont (?:you|we) let (?:me|us)|"
+    r"why dont you\b(?! (?:ever|even|just)\b)(?!(?: \w+){0,3} (?:me|us|my|our)\b)",
+    r"why (?:isnt|wont|doesnt|didnt|cant) (?:he|she) (?:(?:" + "|".join(sorted(WHY_ADVERBS))
+    + r") )?(?:" + "|".join(sorted(PERSONAL_CHOICE_VERBS)) + r")\b(?!(?: \w+){0,4} (?:me|my|us|our)\b)",
     # asking what is wrong: "lets see what the problem is", "whats the trouble"
     r"(?:what|whats) (?:the|your|his|her|their) (?:problem|trouble|issue)(?: is| was)?",
 ]
