@@ -390,6 +390,23 @@ VENT_ANGER = [
     r"(?:what|why|how) the fuck|"
     r"(?:ripping|rip|ripped) (?:us|me|people|customers) off|"
     r"(?:last|final) time i (?:ever )?(?:buy|order|use|fly|shop|book|stay|eat|come)",
+    # blind round (general knowledge of complaint calls): patience run out, temper words, British
+    # exasperation idioms
+    r"beyond a joke|(?:at|reached) (?:my|the) wits end|(?:at )?the end of my (?:tether|rope)|enough is enough|"
+    r"(?:the )?(?:last|final) straw|(?:losing|lost|lose|running out of|ran out of|run out of) (?:all )?(?:my |of my )?"
+    r"patience|(?:my )?patience (?:is |has )?(?:wearing thin|worn thin|running out|run out|run thin)|"
+    r"blood boil\w*|irate|seething|incensed|exasperat\w+|aggravating|maddening|"
+    r"(?:hacked|cheesed|brassed|ticked|teed) off|hopping mad|up in arms",
+    # being fobbed off, strung along or treated with contempt
+    r"fob(?:bed|bing)? (?:me|us) off|(?:been|being|was|were|get|got|keep getting) fobbed off|"
+    r"(?:messing|mucking|jerking|stringing|pushing) (?:me|us) (?:about|around|along)|"
+    r"(?:treat|treated|treating|treats) (?:me|us|your customers|customers) like (?:dirt|rubbish|crap|garbage|an idiot|"
+    r"idiots|a fool|fools|a criminal|criminals|a child|children|a number|cattle)|"
+    r"taking the (?:mick|mickey|micky|piss)|(?:are you|youre|theyre|you are) having a laugh|"
+    r"daylight robbery|extortionate|extortion|conned|fleeced|swindl\w+|"
+    r"inexcusable|unforgivable|insulting|(?:its|thats|this is|that is) an insult|"
+    r"(?:dont|do not|stop) (?:you )?(?:patroni[sz]e|patroni[sz]ing|talk(?:ing)? down to) (?:me|us)|patroni[sz]ing|"
+    r"(?:makes|made|making) me (?:feel )?sick",
 ]
 
 # Grievances and problem reports: a fault, a failure, a delay, a broken promise.
@@ -481,7 +498,9 @@ VENT_GRIEVANCE = [
     # "ive been trying but im not up to it" is the speaker's own effort
     r"(?:been|keep|kept|have been|ive been) trying(?! but| hard| my best)|refus\w+|"
     r"ignor(?:e|ed|ing|es) (?:me|my|us|our)|"
-    r"(?:a|such a|what a|total|complete|absolute) (?:nightmare|disaster|mess|joke)|disappointment",
+    # judged, not merely mentioned: "its been a nightmare", "what a mess" (not "told a joke", "a mess to tidy")
+    r"(?:such a|what a|total|complete|absolute|utter|(?:is|was|its|been|thats|this) (?:a|an)) "
+    r"(?:nightmare|disaster|mess|joke)|disappointment",
     r"(?:so|really|very|smells|smell|smelt|tastes?|looks?) (?:bad|awful|horrible|disgusting)|"
     r"why (?:is|are|does|do|isnt|arent|doesnt|dont|has|have) (?:my|our) ",
     r"overcharg\w*|double charged|charged (?:me )?(?:twice|double|again|for)|wrong "
@@ -536,12 +555,92 @@ VENT_GRIEVANCE = [
     # only an adverb may sit between: "my son was born disabled" is no account action
     r"(?:got|been|was|were|account|card) (?:(?:just|now|also|then|completely|permanently|temporarily|wrongly) )?"
     r"(?:banned|suspended|blocked|deactivated|disabled|frozen|hacked)",
+    # blind round (general knowledge of complaint calls across banking, telecoms, energy, retail, travel,
+    # insurance, software and healthcare admin). Money taken twice or without leave:
+    r"(?:billed|debited|invoiced|paid|taken|took|charging|billing) (?:me |us |it |the money |the payment |my money )?"
+    r"(?:twice|two times|three times|double)(?! (?:a|per|each|every) (?:day|week|month|year)| daily| weekly)|"
+    r"(?:two|duplicate|double) (?:payments|charges|debits|direct debits|transactions) (?:for|on|from|went|came|taken)|"
+    r"(?:payment|money|direct debit|debit|amount) (?:has |was |had )?(?:gone|went|came|been taken|taken) out "
+    r"(?:\w+ )?(?:twice|again|early|without)",
+    # changes made without asking: prices raised, services cancelled or switched off
+    r"without (?:any )?(?:prior )?(?:notice|warning)|without (?:even )?(?:informing|notifying|asking|warning|"
+    r"consulting|contacting|letting) (?:me|us)|without (?:my|our) (?:consent|permission|knowledge|authori[sz]ation|"
+    r"agreement|say so)|"
+    r"(?:put|putting|puts|bumped|bumping|hiked|hiking|raised|raising|increased|increasing|doubled|tripled) "
+    r"(?:up )?(?:my|our) (?:\w+ )?(?:bill|bills|price|prices|premium|premiums|tariff|rate|rates|payments?|"
+    r"direct debit|fees?|subscription|rent)|"
+    r"(?:my|our) (?:\w+ )?(?:bill|premium|tariff|direct debit|monthly payment|renewal|subscription)s? "
+    r"(?:has |have |had |just |suddenly )*(?:gone up|went up|shot up|jumped|doubled|tripled|nearly doubled)",
+    # cut off, left without a supply
+    r"disconnected|(?:switched|turned|shut) off (?:my|our) (?:\w+ )?(?:gas|power|electricity|"
+    r"water|supply|internet|broadband|phone|line|service|account|card)|"
+    r"without (?:any )?(?:power|internet|broadband|signal|heating|hot water|gas|electricity|water|wifi|a phone line|"
+    r"a landline) (?:for|since)|"
+    r"keeps? (?:disconnecting|buffering|rebooting|restarting|resetting|switching off|losing|declining|"
+    r"rejecting|logging me out|kicking me (?:out|off))",
+    # goods wrong, damaged or incomplete; bookings and belongings lost
+    r"(?:sent|gave|given|delivered|charged|billed|quoted|booked) (?:me |us )?(?:the |a )?"
+    r"(?:completely |totally )?wrong|"
+    r"(?:wrong|incorrect) (?:product|model|parcel|package|meal|dish|room|price|tariff|details|account|flight|seat|"
+    r"ticket|part|reading|meter reading|delivery|prescription|medication|dosage|diagnosis)|"
+    r"arrived (?:\w+ )?(?:smashed|dented|opened|open|empty|incomplete|leaking|in pieces|soaking wet|crushed)|"
+    r"dead on arrival|(?:half|some|part|parts|pieces|bits) of (?:my|the|our) (?:order|items|parcel|delivery) "
+    r"(?:is |was |are |were )?missing|"
+    r"(?:you|they|youve|theyve|you have|they have|the airline|the hotel|the hospital|the surgery) (?:\w+ )?"
+    r"(?:lost|misplaced|mislaid) (?:my|our)|"
+    r"(?:luggage|bag|bags|suitcase|suitcases|parcel|package|booking|reservation|paperwork|application|claim|"
+    r"referral|prescription|records|file|forms?) (?:has |have |was |were |got |has been |have been )?"
+    r"(?:lost|misplaced|mislaid|gone missing|gone astray)",
+    # promises of a call back never kept, and being passed around
+    r"(?:was|were|been) told (?:that )?(?:someone|somebody|they|you|an engineer|a manager|the manager|id|wed|i would|"
+    r"we would) (?:would |will |d |get |be )?(?:\w+ )?(?:call|ring|phone|get back|email|contact|be in touch)|"
+    r"(?:no ?one|nobody|you never|they never|no one ever|nobody ever) (?:ever )?(?:gets|get) back|"
+    r"department to department|from one (?:department|team|person|agent|adviser|advisor) to "
+    r"(?:another|the next)|(?:spoken|spoke|talked|been transferred|been passed) (?:to )?"
+    r"(?:separate|several|multiple|countless|numerous|so many) (?:different |separate )?"
+    r"(?:people|agents|advisers|advisors|departments|teams|operators|staff)|"
+    r"(?:in|on) (?:the|a|your) queue for (?:ages|hours|over|\w+ (?:hours|minutes|mins))",
+    # misled or mis-sold, and security failures
+    r"misled|mislead(?:ing)? (?:me|us)|mis ?sold|missold|mis selling|lied about|(?:false|empty|broken) promises|"
+    r"data breach|breach of (?:my |our )?(?:data|privacy)|identity theft|fraudulent|"
+    r"unauthori[sz]ed (?:transactions?|payments?|charges?|access|debits?|withdrawals?)|"
+    r"(?:my|our) (?:\w+ )?(?:data|details|information) (?:was |were |has been |have been |got )?"
+    r"(?:leaked|stolen|compromised|exposed)",
+    # loyalty betrayed, escalation and threats to go elsewhere
+    r"loyal customers?|after all (?:these|those|the) years|loyalty penalty|"
+    r"(?:better|cheaper) (?:deals?|prices?|offers?|rates?) (?:for|to) new customers|new customers get",
+    r"(?:speak|talk|speaking|talking) (?:to|with) (?:(?:a|your|the) )?(?:boss|team leader|line manager|duty manager|"
+    r"someone (?:more )?senior|somebody (?:more )?senior|someone in charge|someone higher up|person in charge|ceo|"
+    r"chief executive|head office)|(?:talk|talking|speaking) (?:to|with) (?:a|your|the) (?:manager|supervisor)|"
+    r"(?:put|transfer|pass|escalate|get) me (?:through )?(?:to|onto) (?:a|your|the) (?:manager|supervisor|boss|"
+    r"team leader|complaints)|(?:i )?(?:want|need|demand) (?:a|your|the) (?:manager|supervisor)\b|"
+    r"i demand (?:a|an|my|to|that|you)|"
+    r"(?:ofcom|ofgem|ofwat|the fca|financial conduct authority|the regulator|watchdog|better business bureau|"
+    r"consumer rights|small claims|(?:to|contact|tell|call|write to) the (?:press|papers|newspapers|media))|"
+    r"(?:leave|leaving|write|writing|post|posting|give|giving) (?:you |your company )?(?:a )?(?:bad|negative|terrible|"
+    r"one star|1 star|poor|scathing) (?:review|rating|feedback)|(?:do|file|raise|request|doing) a charge ?back|"
+    r"(?:go|going|shop|shopping|bank|banking|insure|"
+    r"(?:take|taking|took) (?:my|our) (?:business|custom|money|account)s?) elsewhere|"
+    r"(?:never|not|wont|will not|wouldnt|would never|never ever) (?:be )?(?:use|using|shop|shopping|order|ordering|buy|"
+    r"buying|fly|flying|book|booking|bank|banking|deal|dealing|recommend|recommending) (?:\w+ )?(?:with |from )?"
+    r"(?:you|your (?:company|firm|store|shop|airline|bank|service)|this (?:company|firm|store|shop|airline|bank|"
+    r"place|hotel|restaurant)|them) (?:again|ever again|to anyone|to anybody)",
+    # exasperation and shoddy work, told without swear words
+    r"(?:this|it|this whole thing) is (?:an? )?(?:absolute |complete |total |bloody |utter )?joke|"
+    r"its (?:an? )?(?:absolute |complete |total |bloody |utter )joke|"
+    r"absurd|ludicrous|laughable|farcical|farce|shoddy|substandard|sub standard|sloppy|slapdash|botched|bodged|"
+    # (a person's character, "a dishonest banker", is left out: these judge how the speaker was treated)
+    r"negligen\w+|(?<!be )irresponsible|(?<!not )(?<!sound )(?<!sounds )(?<!seem )(?<!seems )unreasonable|"
+    r"unjustified|(?:thats|that is|this is|its) (?:just |simply |really )?not on$|"
+    r"(?:bunch of|absolute|total) cowboys|cowboy (?:builders?|outfit|company|firm|operation)",
 ]
 
 # Problem words that are as often neutral ("whats the problem", "do you have any trouble"):
 # half weight, so they need clear company to make a turn venting.
 VENT_MILD = [
     r"issue|issues|problem|problems|trouble|slow|hurry up|i cant believe|seriously",
+    # blind round: a long custom is as often mentioned to ask for a deal as to complain
+    r"been (?:a (?:customer|member)|banking with you|insured with you) (?:for|since)",
 ]
 
 # Weak cues: only count alongside something else.

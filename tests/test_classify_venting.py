@@ -185,3 +185,81 @@ def test_the_blanking_placeholder_is_not_a_word(clf: UtteranceClassifier) -> Non
     # the blanked "if it doesnt fit" must not let "(?:\w+ )?" patterns reach across it
     blanked = clf._not_own.sub(" - ", normalize("if it doesnt fit"))
     assert not any(c.isalnum() or c == "_" for c in blanked)
+
+
+# --- fourth round (blind): how customers voice grievances across sectors, own wording -------------------
+
+
+@pytest.mark.parametrize("text", [
+    # patience run out, temper, British exasperation
+    "honestly this has gone beyond a joke",
+    "im at my wits end with this broadband",
+    "this is the final straw",
+    "im losing my patience with your company",
+    "i keep getting fobbed off every time i ring",
+    "stop messing me about and give me a straight answer",
+    "you treat your customers like dirt",
+    "the renewal price is extortionate",
+    "dont patronise me i know how a router works",
+    "this is an absolute joke",
+    "the repair work was shoddy",
+    "that is simply not on",
+    # money taken twice or without leave, prices raised
+    "you billed me twice for the same month",
+    "the direct debit went out twice this month",
+    "you raised my premium without any warning",
+    "my monthly payment has suddenly shot up",
+    # supplies cut off, devices failing
+    "they switched off our gas without even informing us",
+    "weve been without heating since monday",
+    "the tv box keeps rebooting",
+    # goods wrong, damaged or incomplete; things lost
+    "you sent me the wrong size shoes",
+    "the vase arrived smashed",
+    "half of my order was missing",
+    "the airline lost our suitcases",
+    "my referral has gone missing at the surgery",
+    # broken callbacks, being passed around
+    "i was told someone would ring me back on tuesday",
+    "nobody ever gets back to me",
+    "ive been passed from department to department all morning",
+    "ive spoken to several different advisers about this",
+    # mis-selling and security failures
+    "i was mis sold this insurance",
+    "your agent misled me about the contract length",
+    "there are unauthorised payments on my card",
+    "my details were leaked in your data breach",
+    # loyalty, escalation, threats to leave
+    "ive been a loyal customer for ten years",
+    "new customers get cheaper deals than people who stayed",
+    "put me through to your supervisor",
+    "i want to talk to someone more senior",
+    "im reporting you to the regulator",
+    "ill be leaving a one star review",
+    "ill be taking my business elsewhere",
+    "i will never use your company again",
+])
+def test_grievances_across_sectors_are_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text, context=_MID).phase == "venting"
+
+
+@pytest.mark.parametrize(("speaker", "text"), [
+    ("agent", "im sorry youve been on hold so long is there anything else"),
+    ("agent", "let me talk to my supervisor about that for you"),
+    ("agent", "i can put you through to billing now"),
+    ("customer", "thanks so much youve been really helpful"),
+    ("customer", "the tablets are taken twice a day"),
+    ("customer", "ive been a customer for ten years and id like to upgrade"),
+    ("customer", "ive been with you for years can i get a better deal"),
+    ("customer", "we went elsewhere for the holiday in the end"),
+    ("customer", "we are never again going camping in march"),
+    ("customer", "the film was about a dishonest banker"),
+    ("customer", "it would be irresponsible to drive in this snow"),
+    ("customer", "that doesnt sound unreasonable to me"),
+    ("customer", "my nephew told a joke at the wedding"),  # mentioned, not judged
+    ("customer", "the kids left a mess in the kitchen again"),
+])
+def test_friendly_uses_of_grievance_words_are_not_venting(
+    clf: UtteranceClassifier, speaker: str, text: str
+) -> None:
+    assert clf.classify(text, speaker, context=_MID).phase != "venting"
