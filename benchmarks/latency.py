@@ -4,7 +4,8 @@ The one command for the whole load benchmark is `benchmarks/load.py` (`make benc
 module's server control and measurement; this script remains for sweeps (e.g. `--endpoint-silence`).
 
 Run: .venv/bin/python benchmarks/latency.py [--calls 1 2 4] [--engine pocketsphinx|vosk] [--speed 1]
-                                            [--endpoint-silence 0.4 0.3] [--stagger 1.0] [--json out.json]
+                                            [--endpoint-silence 0.4 0.3] [--endpoint-hold 0.6]
+                                            [--stagger 1.0] [--json out.json]
                                             [--server carecoach|naive]
 
 `--server naive` runs the same load and measurement against `benchmarks/naive_server.py`, the per-stream
@@ -188,7 +189,7 @@ SERVERS = ("carecoach", "naive")
 
 class Server:
     def __init__(self, engine: str, endpoint_silence: float | None, log_dir: Path,
-                 kind: str = "carecoach") -> None:
+                 kind: str = "carecoach", endpoint_hold: float | None = None) -> None:
         if kind not in SERVERS:
             raise ValueError(f"unknown server {kind!r}")
         if kind == "naive" and engine != "pocketsphinx":
@@ -213,6 +214,8 @@ class Server:
             self.model = "bundled en-us"
         if endpoint_silence is not None:
             env["CARECOACH_ENDPOINT_SILENCE"] = str(endpoint_silence)
+        if endpoint_hold is not None:
+            env["CARECOACH_ENDPOINT_HOLD"] = str(endpoint_hold)
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.tree: ServerTree | None = None
@@ -382,7 +385,8 @@ def merge_buckets(parts: list[list[tuple[float, float]]]) -> list[tuple[float, f
 
 async def run_level(args: argparse.Namespace, calls: list[CallFile], n: int, silence: float | None,
                     log_dir: Path) -> RunResult:
-    server = Server(args.engine, silence, log_dir, getattr(args, "server", "carecoach"))
+    server = Server(args.engine, silence, log_dir, getattr(args, "server", "carecoach"),
+                    endpoint_hold=getattr(args, "endpoint_hold", None))
     try:
         await server.start()
         return await measure(args, server, calls, n, silence)
@@ -586,6 +590,8 @@ def report(results: list[RunResult], args: argparse.Namespace, started_at: str, 
         f"- machine: nproc {affinity}, {cpu_model()}, {platform.python_implementation()} "
         f"{platform.python_version()}, Linux {platform.release()}",
         f"- load average at start: {load_start} (other jobs may share the machine; per-run load below)",
+        f"- endpoint hold (CARECOACH_ENDPOINT_HOLD): "
+        f"{getattr(args, 'endpoint_hold', None) if getattr(args, 'endpoint_hold', None) is not None else 'default'}",
         f"- server: {getattr(args, 'server', 'carecoach')}; engine: {args.engine}"
         + (f" — model {results[0].model}" if results and results[0].model else ""),
         f"- git {rev.stdout.strip() or '?'}{' (+ uncommitted changes)' if dirty else ''}; "
@@ -712,6 +718,9 @@ def main() -> int:
     parser.add_argument("--stagger", type=float, default=1.0, help="seconds between call starts")
     parser.add_argument("--endpoint-silence", type=float, nargs="+", default=None,
                         help="CARECOACH_ENDPOINT_SILENCE values to sweep (default: the server's own)")
+    parser.add_argument("--endpoint-hold", type=float, default=None,
+                        help="CARECOACH_ENDPOINT_HOLD for every run: the silence after a partial that ends "
+                        "mid-phrase; 0 = fixed endpointing (default: the server's own)")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     parser.add_argument("--server", choices=SERVERS, default="carecoach",
                         help="carecoach (`carecoach serve`) or naive (benchmarks/naive_server.py, the per-stream "

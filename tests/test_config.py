@@ -161,12 +161,20 @@ def test_existing_vosk_model_and_playbook_paths(tmp_path: Path) -> None:
     ("CARECOACH_ENDPOINT_SILENCE", "0"),
     ("CARECOACH_ENDPOINT_SILENCE", "nan"),
     ("CARECOACH_ENDPOINT_SILENCE", "soon"),
+    ("CARECOACH_ENDPOINT_HOLD", "-1"),
+    ("CARECOACH_ENDPOINT_HOLD", "0.05"),
+    ("CARECOACH_ENDPOINT_HOLD", "later"),
     ("CARECOACH_VOSK_MODEL", "/nonexistent/vosk-model-small-en-us"),
     ("CARECOACH_PLAYBOOK", "/nonexistent/playbook.toml"),
 ])
 def test_invalid_env_value_names_the_variable(var: str, value: str) -> None:
     message = config_error({var: value})
     assert var in message
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("0.7", 0.7)])
+def test_endpoint_hold_is_seconds_or_zero_for_off(value: str, seconds: float) -> None:
+    assert load_config({"CARECOACH_ENDPOINT_HOLD": value}).endpoint_hold == seconds
 
 
 @pytest.mark.parametrize("tokens", [

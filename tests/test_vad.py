@@ -22,6 +22,7 @@ from voice.vad import (
     SpeechEnded,
     SpeechStarted,
     VadEvent,
+    sounds_continuing,
 )
 
 RATE = 8000
@@ -42,7 +43,8 @@ def espeak(directory: Path, text: str) -> np.ndarray:
     audio = resample(samples.astype(np.float32) / 32768, rate, RATE)
     loud = np.nonzero(np.abs(audio) > 0.01 * np.abs(audio).max())[0]
     audio = audio[loud[0]: loud[-1] + 1]
-    return (audio / np.abs(audio).max() * 12000).astype(np.int16)
+    scaled: np.ndarray = (audio / np.abs(audio).max() * 12000).astype(np.int16)
+    return scaled
 
 
 @dataclass
@@ -150,7 +152,8 @@ def test_audio_events_carry_the_input_contiguously(speech: Speech) -> None:
     started = result.of(SpeechStarted)[0]
     assert audio[0].start == started.start  # type: ignore[union-attr]
     for before, after in itertools.pairwise(audio):
-        assert after.start == pytest.approx(before.start + len(before.pcm) / 2 / RATE)  # type: ignore[union-attr]
+        assert after.start == pytest.approx(  # type: ignore[union-attr]
+            before.start + len(before.pcm) / 2 / RATE)  # type: ignore[union-attr,operator]
     first = round(audio[0].start * RATE)  # type: ignore[union-attr]
     joined = b"".join(a.pcm for a in audio)  # type: ignore[union-attr]
     assert joined == signal[first: first + len(joined) // 2].tobytes()
@@ -203,6 +206,144 @@ def test_finish_closes_an_open_utterance(speech: Speech) -> None:
 def test_raising_the_rms_floor_mutes_quiet_speech(speech: Speech) -> None:
     signal = np.concatenate([silence(0.5), speech.long, silence(1.0)])
     assert run(signal, min_rms=30000).events == []
+
+
+# --- hypothesis-aware endpointing ---------------------------------------------------------------
+
+SHORT, HOLD = 0.3, 0.7
+
+
+def run_with_hypotheses(signal: np.ndarray, hypotheses: dict[float, str], *, finish: bool = True,
+                        **kwargs: float) -> Run:
+    """Like `run`, and at each stream time in `hypotheses` hand the open utterance that partial text, the
+    way the session does when the recogniser's partial arrives."""
+    endpointer = Endpointer(**kwargs)  # type: ignore[arg-type]
+    pending = sorted(hypotheses.items())
+    events: list[tuple[VadEvent, float]] = []
+    utterance_start = 0.0
+    for i in range(len(signal) // FRAME_SAMPLES):
+        now = i * FRAME_SECONDS
+        while pending and pending[0][0] <= now + 1e-9:
+            endpointer.hypothesis(pending.pop(0)[1].split(), utterance_start)
+        for event in endpointer.feed(signal[i * FRAME_SAMPLES: (i + 1) * FRAME_SAMPLES].tobytes(), now):
+            if isinstance(event, SpeechStarted):
+                utterance_start = event.start
+            events.append((event, now))
+    if finish:
+        events += [(e, len(signal) / RATE) for e in endpointer.finish()]
+    return Run(events)
+
+
+def closed_after(result: Run) -> list[float]:
+    """Seconds of silence between each utterance's last voiced frame and the frame that closed it."""
+    return [fired + FRAME_SECONDS - e.end
+            for e, fired in result.events if isinstance(e, SpeechEnded)]
+
+
+@pytest.mark.parametrize(("text", "wait"), [
+    ("i would like a refund", SHORT),  # sounds finished: the short silence
+    ("I would like a refund AND", HOLD),  # case does not matter
+    ("i would like a refund because", HOLD),
+    ("can you check my", HOLD),
+    ("i was going to um", HOLD),
+])
+def test_the_last_word_of_the_hypothesis_picks_the_silence(speech: Speech, text: str, wait: float) -> None:
+    speech_end = 0.5 + len(speech.hello) / RATE
+    signal = np.concatenate([silence(0.5), speech.hello, silence(1.5)])
+    result = run_with_hypotheses(signal, {speech_end - 0.1: text}, silence=SHORT, hold=HOLD)
+    assert len(utterances(result)) == 1
+    assert closed_after(result) == [pytest.approx(wait, abs=FRAME_SECONDS / 2)]
+    assert result.of(SpeechEnded)[0].end == pytest.approx(speech_end, abs=END_TOLERANCE)  # type: ignore[union-attr]
+
+
+def test_no_hypothesis_yet_closes_after_the_short_silence(speech: Speech) -> None:
+    signal = np.concatenate([silence(0.5), speech.hello, silence(1.5)])
+    result = run(signal, silence=SHORT, hold=HOLD)
+    assert closed_after(result) == [pytest.approx(SHORT, abs=FRAME_SECONDS / 2)]
+
+
+def test_a_mid_phrase_pause_is_held_together_and_a_finished_one_splits(speech: Speech) -> None:
+    gap = 0.45  # longer than the short silence, shorter than the hold
+    hello_end = 0.5 + len(speech.hello) / RATE
+    signal = np.concatenate([silence(0.5), speech.hello, silence(gap), speech.thanks, silence(1.5)])
+    held = run_with_hypotheses(signal, {hello_end - 0.1: "hello and"}, silence=SHORT, hold=HOLD)
+    assert len(utterances(held)) == 1
+    split = run_with_hypotheses(signal, {hello_end - 0.1: "hello there"}, silence=SHORT, hold=HOLD)
+    assert len(utterances(split)) == 2
+
+
+def test_a_hypothesis_that_finishes_the_phrase_during_the_hold_closes_at_once(speech: Speech) -> None:
+    # The partial still ended in "and" when the speaker stopped; a later one (the recogniser caught up)
+    # does not: the utterance closes on the next frame, not after the rest of the hold.
+    speech_end = 0.5 + len(speech.hello) / RATE
+    signal = np.concatenate([silence(0.5), speech.hello, silence(1.5)])
+    revised_at = speech_end + 0.4
+    result = run_with_hypotheses(signal, {speech_end - 0.1: "hello and", revised_at: "hello andy"},
+                                 silence=SHORT, hold=HOLD)
+    (fired,) = result.fired_at(SpeechEnded)
+    assert fired == pytest.approx(revised_at, abs=FRAME_SECONDS / 2)
+
+
+def test_the_hold_is_per_utterance(speech: Speech) -> None:
+    # The first utterance's mid-phrase hypothesis never carries over to the next one, and a late partial
+    # of the first (it began before the open utterance) is ignored.
+    first_end = 0.5 + len(speech.hello) / RATE
+    second_start = first_end + 1.0
+    signal = np.concatenate([silence(0.5), speech.hello, silence(1.0), speech.thanks, silence(1.5)])
+    endpointer = Endpointer(silence=SHORT, hold=HOLD)
+    closes: list[float] = []
+    starts: list[float] = []
+    for i in range(len(signal) // FRAME_SAMPLES):
+        now = i * FRAME_SECONDS
+        if starts and len(starts) == 1 and not closes and now >= first_end - 0.1:
+            endpointer.hypothesis(["hello", "and"], starts[0])
+        if len(starts) == 2 and now >= second_start + 0.2:
+            endpointer.hypothesis(["hello", "and"], starts[0])  # late, from the first utterance
+            assert not endpointer.holding
+        for event in endpointer.feed(signal[i * FRAME_SAMPLES: (i + 1) * FRAME_SAMPLES].tobytes(), now):
+            if isinstance(event, SpeechStarted):
+                starts.append(event.start)
+            elif isinstance(event, SpeechEnded):
+                closes.append(now + FRAME_SECONDS - event.end)
+    assert closes == [pytest.approx(HOLD, abs=FRAME_SECONDS / 2), pytest.approx(SHORT, abs=FRAME_SECONDS / 2)]
+
+
+def test_a_hypothesis_between_utterances_is_ignored(speech: Speech) -> None:
+    endpointer = Endpointer(silence=SHORT, hold=HOLD)
+    endpointer.hypothesis(["and"], 0.0)  # nothing open: nothing to hold
+    signal = np.concatenate([silence(0.5), speech.hello, silence(1.5)])
+    events = [e for i in range(len(signal) // FRAME_SAMPLES)
+              for e in endpointer.feed(signal[i * FRAME_SAMPLES: (i + 1) * FRAME_SAMPLES].tobytes(),
+                                       i * FRAME_SECONDS)]
+    assert sum(isinstance(e, SpeechEnded) for e in events) == 1
+    assert not endpointer.holding
+
+
+def test_max_utterance_forces_a_close_while_holding(speech: Speech) -> None:
+    signal = np.concatenate([silence(0.5), speech.long, silence(1.5)])
+    times = {0.6 + 0.1 * k: "i have been waiting for" for k in range(60)}  # every partial ends mid-phrase
+    result = run_with_hypotheses(signal, times, silence=SHORT, hold=5.0, max_utterance=1.0)
+    spans = utterances(result)
+    assert len(spans) >= 3
+    for start, end in spans[:-1]:
+        assert end - start == pytest.approx(1.0, abs=FRAME_SECONDS)
+
+
+@pytest.mark.parametrize("hold", [None, 0.0, 0.1])
+def test_a_hold_not_longer_than_the_silence_is_fixed_endpointing(speech: Speech, hold: float | None) -> None:
+    speech_end = 0.5 + len(speech.hello) / RATE
+    signal = np.concatenate([silence(0.5), speech.hello, silence(1.5)])
+    result = run_with_hypotheses(signal, {speech_end - 0.1: "hello and"}, silence=0.4,
+                                 hold=hold)  # type: ignore[arg-type]
+    assert closed_after(result) == [pytest.approx(0.4, abs=FRAME_SECONDS / 2)]
+
+
+def test_sounds_continuing() -> None:
+    assert sounds_continuing(["i", "paid", "for", "the"])
+    assert sounds_continuing(["Because"])
+    assert not sounds_continuing([])
+    assert not sounds_continuing(["i", "can't", "log", "in"])  # phrasal verbs end turns
+    assert not sounds_continuing(["thank", "you"])
 
 
 # --- codec --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ Twilio (`voice.telephony`), Genesys AudioHook (`voice.audiohook`) and Asterisk A
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -100,7 +101,8 @@ async def _start_session(app: web.Application, call: NewCall) -> CallSession:
         call, engine=app[ENGINE], store=app[STORE], hub=app[HUB], metrics=app[METRICS],
         classify=classify_with(app[CLASSIFIER]), redact=redact if config.redact_pii else None,
         recorder=recorder, coach=Coach(cards), whisper=whispers.for_call(call.call_sid) if wanted else None,
-        endpoint_silence=config.endpoint_silence, wall_clock=utc_now, spill=Spill(config.spill_dir))
+        endpoint_silence=config.endpoint_silence, endpoint_hold=config.endpoint_hold, wall_clock=utc_now,
+        spill=Spill(config.spill_dir))
     await session.start(first_seq)
     return session
 
@@ -115,13 +117,20 @@ async def finish_session(app: web.Application, session: CallSession, status: Any
                  session.duration, len(session.utterances), session.frame_errors)
 
 
+#: How long a shutdown waits for call sockets to take their close frames.
+CLOSE_SOCKETS_SECONDS = 2.0
+
+
 async def close_call_sockets(app: web.Application) -> None:
     """On shutdown (SIGTERM), before the server waits for handlers: close every carrier's call socket (1001
     going away), so each handler ends its call `interrupted` with everything heard so far and returns at once
     instead of holding the shutdown until the call ends or aiohttp cancels it."""
     sockets = app[CALL_SOCKETS].copy()  # the set shrinks as handlers return
-    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
-                           for ws in sockets), return_exceptions=True)
+    # Bounded: a peer that stopped reading can stall a close frame; aiohttp's shutdown timeout cuts the rest.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CLOSE_SOCKETS_SECONDS):
+            await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+                                   for ws in sockets), return_exceptions=True)
 
 
 async def finish_shielded(app: web.Application, session: CallSession, status: CallStatus) -> None:

@@ -109,6 +109,7 @@ class CallSession:
         tracker: PhaseTracker | None = None,
         whisper: Callable[[PromptEvent], Awaitable[bool]] | None = None,
         endpoint_silence: float = 0.4,
+        endpoint_hold: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], str],
         spill: Spill | None = None,
@@ -129,6 +130,7 @@ class CallSession:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._endpoint_silence = endpoint_silence
+        self._endpoint_hold = endpoint_hold
         self._tracks: dict[Speaker, _Track] = {}
         self._overload = guard_for(engine)  # shared by every call on this engine
         self._overload_seen = "normal"  # the state this call last announced
@@ -167,7 +169,7 @@ class CallSession:
             await self.recorder.open()
         for speaker in SPEAKERS:
             track = _Track(speaker, self.engine.stream(f"{self.call_sid}/{speaker}"),
-                           Endpointer(silence=self._endpoint_silence))
+                           Endpointer(silence=self._endpoint_silence, hold=self._endpoint_hold))
             track.consumer = asyncio.get_running_loop().create_task(
                 self._consume(track), name=f"asr {self.call_sid} {speaker}")
             self._tracks[speaker] = track
@@ -309,6 +311,8 @@ class CallSession:
                 track.stream = self.engine.stream(f"{self.call_sid}/{track.speaker}")
 
     def _on_partial(self, track: _Track, result: Transcript) -> None:
+        # Hypothesis-aware endpointing: a phrase left open ("… because") waits the longer hold.
+        track.endpointer.hypothesis(result.text.split(), result.start)
         text = self._clean(result.text)
         self.hub.publish(self._event("partial", result.end, speaker=track.speaker, start=round(result.start, 3),
                                      text=text))
