@@ -459,9 +459,11 @@ def _modal_request_score(core: list[str], caller: bool) -> float:
         return 1.0
     if caller and core[1] in ("you", "u") and verb in lx.SERVICE_ACTION_VERBS:
         return 1.0  # "could you move my appointment", "can you put me through to sales": help asked for
-    if verb == "like" and core[1] in ("you", "u") and core.index("like") + 2 < len(core) \
-            and core[core.index("like") + 1] == "to" and core[core.index("like") + 2] in lx.INVITATION_VERBS:
-        return 0.3  # "would you like to join our loyalty club": an invitation, answered by accepting or not
+    if verb == "like" and core[1] in ("you", "u"):
+        at = core.index("like")
+        to_verb = core[at + 1:at + 3]
+        if len(to_verb) == 2 and to_verb[0] == "to" and to_verb[1] in lx.INVITATION_VERBS:
+            return 0.3  # "would you like to join our loyalty club": an invitation, answered by accepting or not
     if core[0] == "can" and core[1] in ("you", "u") and verb in lx.ABILITY_VERBS:
         return 1.0  # "can you speak french", "can you afford it": asks what the listener is able to do
     if verb == "ask" and core[1] in ("you", "u"):

@@ -17,6 +17,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
 # The throwaway PostgreSQL server (session) and a fresh database on it (per test): see tests/pg.py.
+from dialog.classify import UtteranceClassifier
 from dialog.store import CallStore
 from tests.pg import postgres, postgres_url  # noqa: F401
 from voice.app import build_app
@@ -26,6 +27,12 @@ from voice.simulate import load_stereo
 from voice.tts import Synthesizer
 
 CALLS = Path(__file__).parent / "calls"
+
+
+@pytest.fixture(scope="session")
+def clf() -> UtteranceClassifier:
+    """One classifier for every classifier test (it is stateless between calls)."""
+    return UtteranceClassifier()
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -13,11 +13,6 @@ from dialog.classify import UtteranceClassifier, _head_zone, _split_run_together
 _ASKED = [("agent", "thanks for calling how can i help today")]
 
 
-@pytest.fixture(scope="module")
-def clf() -> UtteranceClassifier:
-    return UtteranceClassifier()
-
-
 @pytest.mark.parametrize(("text", "speaker"), [
     ("is sarah around this afternoon", "customer"),  # inverted before a name
     ("lovely does your shop deliver on sundays", "customer"),  # "does" + possessive mid-turn

@@ -12,11 +12,6 @@ from dialog.classify import UtteranceClassifier, normalize
 _GREETING = [("agent", "thanks for calling northwind how can i help")]
 
 
-@pytest.fixture(scope="module")
-def clf() -> UtteranceClassifier:
-    return UtteranceClassifier()
-
-
 @pytest.mark.parametrize("text", [
     "i emailed support on friday and have heard nothing since",
     "the kettle handle fell apart after a month",
