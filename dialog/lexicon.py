@@ -186,7 +186,10 @@ EMBEDDED_QUESTION = [
     r"\b(?:is|was) (?:that|this|it) "
     r"(?:correct|right|all right|alright|okay|ok|true|so|possible|included|fine)$",
     r"\bhow come\b",
-    r"\bhow (?:much|many|long|often|far|old|soon|late|early)\b",
+    # (not a quantity something turns on or the speaker cannot give: "it all depends on how many lines you
+    # need", "no matter how often i ring", "i couldnt tell you how long", "no idea how much it was")
+    r"(?<!depends )(?<!depends on )(?<!matter )(?<!cant say )(?<!no idea )(?<!regardless of )"
+    r"(?<!couldnt tell you )\bhow (?:much|many|long|often|far|old|soon|late|early)\b",
     r"\bi (?:just )?(?:wanted|want|need|needed|wish|wished) to "
     r"(?:check|ask|enquire|inquire|know|find out|query)",
     r"\b(?:enquir|inquir)(?:e|ing|y)\b",
@@ -315,14 +318,21 @@ VENT_ANGER = [
     r"(?:you|i) dare|dare you|nuisance|"
     r"(?:you|he|she|they|hes|shes|youve|theyve) never (?:listen|listens|listened)|never listens|got robbed|"
     r"(?:no more|dont give me|spare me (?:the|your)|enough with the) excuses|"
+    r"(?:not (?:looking for|interested in)|(?:i|we) dont (?:want|need)) (?:any |any more |your |more )?excuses|"
+    # a firm refusal in the speaker's own name ("we wont accept returns" is a shop's policy)
+    r"i (?:will not|wont|refuse to) (?:put up with|stand for) (?:this|that|it|being|any more|anymore)|"
     # "you cant do that" alone is as often an agent stating a rule
     r"you (?:cant|cannot) do that to (?:me|us)\b|"
     # reproaches: being rushed or frightened, "the least you could do", name-calling
-    r"rushing (?:me|us)|(?:stop|dont|quit) rush(?:ing)? (?:me|us)|(?:frightened|scared) (?:me|us) (?:half )?to death|"
+    # ... and being hurried off a call: "youre trying to rush me", "dont hurry me off the phone"
+    r"rushing (?:me|us)|(?:stop|dont|quit) (?:rush|hurry)(?:ing)? (?:me|us)|"
+    r"(?:trying|want\w*) to (?:rush|hurry) (?:me|us)|"
+    r"(?:rush|hurr)\w* (?:me|us) off the (?:phone|line)|(?:frightened|scared) (?:me|us) (?:half )?to death|"
     r"scared the (?:hell|life|crap) out of (?:me|us)|"
     # "you could at least try restarting it" is advice; a reproach names what was owed to the speaker
     r"(?:you|they) (?:should|could) (?:have )?at least (?:have|tell|told|let|call|called|ring|rang|reply|replied|"
-    r"apologi[sz]e|apologi[sz]ed|warn|warned|inform|informed|say|said)|the least you (?:could|can)|(?<!knee )jerks?|"
+    r"apologi[sz]e|apologi[sz]ed|warn|warned|inform|informed|say|said|"
+    r"(?:give|gave|send|sent|offer|offered|refund|refunded) (?:me|us)\b)|the least you (?:could|can)|(?<!knee )jerks?|"
     r"(?:cut|cutting|cuts|jump|jumped|jumping) (?:in|into)? ?(?:the )?(?:line|queue) in front|"
     r"jump(?:ed|ing)? the queue|dont (?:you )?be (?:so )?(?:nosey|nosy|rude|cheeky|stupid|ridiculous)|"
     r"(?:i will|ill|i am going to|im going to|im gonna) (?:throw|smash|break) your|enough of (?:this|your)",
@@ -407,6 +417,12 @@ VENT_ANGER = [
     r"inexcusable|unforgivable|insulting|(?:its|thats|this is|that is) an insult|"
     r"(?:dont|do not|stop) (?:you )?(?:patroni[sz]e|patroni[sz]ing|talk(?:ing)? down to) (?:me|us)|patroni[sz]ing|"
     r"(?:makes|made|making) me (?:feel )?sick",
+    # exasperation idioms, and "how could you" as a reproach (it needs the thing done, "this" or "me", after it:
+    # "how can you let me know the balance" and "how could you tell it was faulty" ask)
+    r"give me a break\b(?! down)|for crying out loud|for (?:gods|goodness|heavens|pitys|christs|petes) sake|"
+    r"in your right mind|have you lost your mind|how could you let (?:this|that|it) happen|"
+    r"how (?:could|can) you (?:possibly )?(?:do|say|allow|let|justify) (?:this|that|it)\b|"
+    r"how (?:could|can) you (?:possibly )?(?:charge|treat|ignore) (?:me|us)\b",
 ]
 
 # Grievances and problem reports: a fault, a failure, a delay, a broken promise.
@@ -599,7 +615,12 @@ VENT_GRIEVANCE = [
     r"(?:another|the next)|(?:spoken|spoke|talked|been transferred|been passed) (?:to )?"
     r"(?:separate|several|multiple|countless|numerous|so many) (?:different |separate )?"
     r"(?:people|agents|advisers|advisors|departments|teams|operators|staff)|"
-    r"(?:in|on) (?:the|a|your) queue for (?:ages|hours|over|\w+ (?:hours|minutes|mins))",
+    # a long time spent in a queue or on the line: "ive been on the phone for forty minutes" (not "only ... for
+    # two minutes", nor time spent on the phone with someone else)
+    r"(?:(?:in|on) (?:the|a|your|this) queue|(?<!only )(?:been|sat|sitting|waited|waiting|stuck|hanging) on "
+    r"(?:the|this) (?:phone|line)) for (?:almost |nearly |over |more than |about |well over |at least )?"
+    r"(?:ages|hours|half an hour|an hour|\w+ hours|(?:ten|fifteen|twenty|thirty|forty|fifty|\d\d+)(?: \w+)? "
+    r"(?:minutes|mins))\b(?! with)",
     # misled or mis-sold, and security failures
     r"misled|mislead(?:ing)? (?:me|us)|mis ?sold|missold|mis selling|lied about|(?:false|empty|broken) promises|"
     r"data breach|breach of (?:my |our )?(?:data|privacy)|identity theft|fraudulent|"
@@ -664,12 +685,19 @@ WHY_ADVERBS = frozenset("not just ever even really actually still never also".sp
 FIRST_PERSON = frozenset("i me my mine myself we us our ours im ive id ill weve wed".split())
 
 # Words that soften or reverse apparent venting: gratitude and politeness closures.
+THANKS = r"thank you|thanks|thank u|cheers"
 CALM = [
-    r"thank you|thanks|thank u|cheers|much appreciated|appreciate it|no problem|no worries|"
+    THANKS + r"|much appreciated|appreciate it|no problem|no worries|"
     r"thats fine|thats great|perfect|brilliant|lovely|wonderful|have a (?:good|nice|great)|no need to worry",
     # a service desk's greeting or offer: "what can i do for you", "how may i help you"
     r"what can i do for you|how (?:can|may|could) (?:i|we) help(?: you)?",
 ]
+
+# A thank-you that ends a message, and the words that say its problem is still there: a complaint that opens a
+# contact and signs off "... still not fixed thanks" is polite, not settled, so the thanks does not calm it
+# ("its working now thanks" and "thanks for fixing it" still do).
+SIGN_OFF_THANKS = r"(?:many )?(?:" + THANKS + r")(?: so much| very much| a lot| in advance)?$"
+UNRESOLVED = r"still|yet|never|again|keeps?|no longer|any ?more"
 
 # Extra weak cues that count only in the turn that opens a contact (no earlier turns): negation
 # and blame words that, several together, say why someone got in touch with a company.
@@ -705,7 +733,7 @@ NOT_OWN_GRIEVANCE = [
     r"(?:seem|seems|seemed|look|looks|looked|sound|sounds|sounded)(?: to be)?(?: so| really| very| a bit| quite)? "
     r"(?:upset|angry|annoyed|frustrated|mad|disappointed|unhappy|irritated|cross)",
     r"(?:gets|(?:he|she|they) (?:get|got)) (?:so |really |very |a bit )?(?:upset|angry|annoyed|frustrated|mad|cross)",
-    r"(?:would|could|might|may|can) (?:be )?(?:ruin\w*|broken|damaged|cancell?ed|delayed)",
+    r"(?:would|could|might|may|can) (?:be |get )?(?:ruin\w*|broken|damaged|cancell?ed|delayed)",
     # a delay announced ahead ("there will be a short delay"), not one suffered
     r"(?:there will|there may|there might|therell) be (?:a )?(?:\w+ )?delays?",
     # ... but a condition followed by a threat is an ultimatum: "if this isnt sorted by monday im leaving"
@@ -723,6 +751,10 @@ NOT_OWN_GRIEVANCE = [
     r"why dont you\b(?! (?:ever|even|just)\b)(?!(?: \w+){0,3} (?:me|us|my|our)\b)",
     r"why (?:isnt|wont|doesnt|didnt|cant) (?:he|she) (?:(?:" + "|".join(sorted(WHY_ADVERBS))
     + r") )?(?:" + "|".join(sorted(PERSONAL_CHOICE_VERBS)) + r")\b(?!(?: \w+){0,4} (?:me|my|us|our)\b)",
+    # not knowing a name or a number is the speaker's own memory, not a device that fails to recognise a card
+    # ("i dont recognise that number"; "i dont recognise this payment" is still a grievance)
+    r"(?:i|we) (?:dont|do not|didnt|did not) (?:\w+ )?recogni[sz]e (?:the|that|this|his|her|their|your) "
+    r"(?:name|number|voice|address|person|caller|company|face)",
     # asking what is wrong: "lets see what the problem is", "whats the trouble"
     r"(?:what|whats) (?:the|your|his|her|their) (?:problem|trouble|issue)(?: is| was)?",
 ]

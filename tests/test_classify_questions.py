@@ -148,3 +148,28 @@ def test_run_together_wh_words_are_split() -> None:
     assert _split_run_together("fine thankswhat time is it".split()) == "fine thanks what time is it".split()
     tokens = "i looked everywhere somehow".split()
     assert _split_run_together(tokens) is tokens  # real words ending in a wh-word stay whole
+
+
+
+@pytest.mark.parametrize("text", [
+    "it all depends on how many lines you need",
+    "no matter how often i ring it goes to voicemail",
+    "i couldnt tell you how long the outage will last",
+    "i have no idea how much the last bill was",
+])
+def test_a_quantity_something_turns_on_is_not_asked(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text, context=_ASKED).phase != "question"
+
+
+def test_a_how_long_question_is_still_asked(clf: UtteranceClassifier) -> None:
+    assert clf.classify("and how long will the engineer need", context=_ASKED).phase == "question"
+
+
+@pytest.mark.parametrize("text", ["we fixed it", "they have it now", "she did it"])
+def test_an_auxiliary_as_main_verb_after_a_pronoun_is_no_tag(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text, context=_ASKED).phase != "question"
+
+
+@pytest.mark.parametrize("text", ["you sent it by post did you", "so it was you was it"])
+def test_a_tag_after_a_clause_is_still_a_question(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text, context=_ASKED).phase == "question"
