@@ -99,10 +99,17 @@ async def stream_both(server: Any, samples: np.ndarray, *, end: str = "hangup") 
 
 async def wait_heard(server: Any, call_sid: str, speakers: set[str] | None = None) -> None:
     for _ in range(600):
-        stored = await get_json(server, f"/api/calls/{call_sid}")
-        if {u["speaker"] for u in stored["utterances"]} >= (speakers or {"customer", "agent"}):
-            assert stored["status"] == "live"
-            return
+        # The client's writes finish in the kernel's buffers: on a loaded machine the server may not have
+        # read the legs' first message, and so opened the call, yet (404 until then).
+        async with aiohttp.ClientSession() as client, \
+                client.get(server.make_url(f"/api/calls/{call_sid}")) as response:
+            if response.status == 200:
+                stored = await response.json()
+                if {u["speaker"] for u in stored["utterances"]} >= (speakers or {"customer", "agent"}):
+                    assert stored["status"] == "live"
+                    return
+            else:
+                assert response.status == 404, await response.text()
         await asyncio.sleep(0.05)
     raise AssertionError(f"call {call_sid}: both parties never transcribed")
 

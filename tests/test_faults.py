@@ -20,12 +20,13 @@ import sys
 import wave
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from dialog.coach import Coach
 from dialog.store import CallStore
@@ -36,12 +37,14 @@ from tests.test_cli import ROOT, cli_env, free_port
 from tests.test_session import ScriptedEngine, classify, feed, turn
 from voice.asr.base import EngineError
 from voice.codec import pcm16_to_ulaw
+from voice.config import Config
 from voice.hub import LiveHub
 from voice.metrics import Metrics
 from voice.session import CallSession
 from voice.simulate import FRAME_SAMPLES, MediaStreamClient, new_call_sid
 from voice.spill import Spill
-from voice.state import HARD_MESSAGE_LIMIT, SESSIONS, STORE
+from voice.spill_replay import spill_ctx
+from voice.state import CONFIG, HARD_MESSAGE_LIMIT, SESSIONS, STORE
 from voice.types import Word
 
 CALL = "CAfaults"
@@ -229,7 +232,10 @@ async def test_database_gone_for_good_spills_to_disk_and_the_next_start_writes_i
     assert [u.text for u in session.utterances] == ["kept at once", "after the loss", "and more after"]
     assert session.spilled == 2
     lines = [json.loads(line) for line in (data / "spill" / f"{CALL}.jsonl").read_text().splitlines()]
-    assert [entry["text"] for entry in lines] == ["after the loss", "and more after"]
+    assert [entry.get("text") for entry in lines] == ["after the loss", "and more after", None]
+    end = lines[-1]  # the call's end, which the database would not take either
+    assert end["call_end"]["status"] == "ended" and end["call_end"]["phases"] == session.tracker.timeline()
+    assert end["outcome"]["source"] == "inferred"
     assert any("spilled to" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
     assert any("could not record its end" in r.getMessage() for r in caplog.records)
 
@@ -238,8 +244,67 @@ async def test_database_gone_for_good_spills_to_disk_and_the_next_start_writes_i
     async with aiohttp.ClientSession() as client, client.get(server.make_url(f"/api/calls/{CALL}")) as response:
         call = await response.json()
     assert [u["text"] for u in call["utterances"]] == ["kept at once", "after the loss", "and more after"]
-    assert call["status"] == "interrupted"  # its end was never recorded: the restart marks it
+    assert call["status"] == "ended"  # the spilled end overrides the restart's "interrupted"
+    assert call["phases"] == end["call_end"]["phases"] and call["outcome"] == end["outcome"]
+    assert call["duration"] == end["call_end"]["duration"]
     assert spill.pending() == []
+
+
+async def test_spill_files_reach_the_database_while_the_service_runs_once_it_is_back(
+        tmp_path: Path, opened: list[CallStore]) -> None:
+    """The running service's replay task, on an injected sleep: it backs off while the database refuses the
+    file, writes it (utterances and the call's end) on the first pass after it is back, and leaves the file
+    of a call still streaming here alone."""
+    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.open()
+    opened.append(store)
+    await store.create_call(NewCall(CALL, "MZ1", "2026-11-23T10:00:00Z"))
+    gone = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await gone.open()
+    await gone.close()  # a database that has gone away: every write is refused
+    config = Config(data_dir=tmp_path / "data")
+    spill = Spill(config.spill_dir)
+    spill.write(CALL, [Utterance(0, "customer", 1.0, 2.0, "spilled mid-outage", "venting", 0.8)])
+    phases = [{"phase": "venting", "start": 1.0, "end": 2.0}]
+    spill.write_end(CALL, {"status": "ended", "ended_at": "2026-11-23T10:01:00Z", "duration": 60.0,
+                           "phases": phases, "prompts": [], "metrics": {"interruptions": 0}},
+                    {"disposition": "unresolved", "source": "inferred", "note": "no thanks heard"})
+    spill.write("CAstreaming", [Utterance(0, "customer", 1.0, 2.0, "still on the line", "other", 0.8)])
+
+    app = web.Application()
+    app[CONFIG] = config
+    app[STORE] = gone
+    app[SESSIONS] = {"CAstreaming": cast(CallSession, object())}
+    waits: list[float] = []
+    slept = asyncio.Queue[None]()
+    wake = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await slept.put(None)
+        await wake.wait()
+        wake.clear()
+
+    async def next_pass() -> None:
+        wake.set()
+        await asyncio.wait_for(slept.get(), 5)
+
+    ctx = spill_ctx(sleep=sleep, interval=30, max_interval=100)(app)
+    await anext(ctx)
+    await asyncio.wait_for(slept.get(), 5)
+    for _ in range(3):
+        await next_pass()  # refused each time: the file stays and the wait doubles, up to the cap
+    assert waits == [30, 60, 100, 100]
+    assert {p.name for p in spill.pending()} == {f"{CALL}.jsonl", "CAstreaming.jsonl"}
+    app[STORE] = store  # the database is back
+    await next_pass()
+    assert waits[-1] == 30  # only the streaming call's file is left, and it waits for its call
+    call = await store.get_call(CALL)
+    assert call is not None and [u["text"] for u in call["utterances"]] == ["spilled mid-outage"]
+    assert call["status"] == "ended" and call["phases"] == phases and call["outcome"]["disposition"] == "unresolved"
+    assert [p.name for p in spill.pending()] == ["CAstreaming.jsonl"]
+    with pytest.raises(StopAsyncIteration):
+        await anext(ctx)  # shutdown cancels and awaits the task, mid-sleep
 
 
 async def test_replay_keeps_spill_files_it_cannot_write(tmp_path: Path, opened: list[CallStore],
@@ -257,8 +322,8 @@ async def test_replay_keeps_spill_files_it_cannot_write(tmp_path: Path, opened: 
     with caplog.at_level(logging.ERROR):
         assert await spill.replay(store) == 1
     assert await stored_texts(store) == ["kept on disk"]
-    assert [p.name for p in spill.pending()] == ["CAtorn.jsonl", "CAunknown.jsonl"]  # kept for the next start
-    assert sum("kept for the next start" in r.getMessage() or "unreadable" in r.getMessage()
+    assert [p.name for p in spill.pending()] == ["CAtorn.jsonl", "CAunknown.jsonl"]  # kept for a later replay
+    assert sum("kept for a later replay" in r.getMessage() or "unreadable" in r.getMessage()
                for r in caplog.records) == 2
     with pytest.raises(ValueError):
         spill.path("../../etc/passwd")

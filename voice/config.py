@@ -93,7 +93,7 @@ class Config:
 
     @property
     def spill_dir(self) -> Path:
-        """Utterances the database would not take, until the next start writes them (voice.spill)."""
+        """What the database would not take (utterances, call ends), until it does (voice.spill)."""
         return self.data_dir / "spill"
 
     @property

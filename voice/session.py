@@ -442,7 +442,7 @@ class CallSession:
             delay = 0.0 if await self._save() else min(max(delay, RETRY_FIRST) * 2, RETRY_MAX)
 
     async def _spill_unsaved(self, count: int) -> None:
-        """Move the oldest `count` unsaved utterances to the spill file (replayed at the next start)."""
+        """Move the oldest `count` unsaved utterances to the spill file (written in once the database is back)."""
         batch = self._unsaved[:count]
         if not batch:
             return
@@ -460,7 +460,25 @@ class CallSession:
         del self._unsaved[:count]
         self.spilled += len(batch)
         log.error("call %s: %d utterance(s) the database would not take spilled to %s; they are written to the "
-                  "database at the next start", self.call_sid, len(batch), path)
+                  "database once it is back", self.call_sid, len(batch), path)
+
+    async def _spill_end(self, fields: dict[str, Any], outcome: dict[str, Any]) -> None:
+        """The database would not take the call's end: keep it, with the phase timeline, prompts, metrics and
+        inferred outcome, in the spill file, which writes it in once the database is back."""
+        if self._spill is None:
+            log.error("call %s: no spill file is configured; the call will be marked interrupted on restart",
+                      self.call_sid)
+            return
+        end = {**fields, "phases": self.tracker.timeline(), "prompts": self.coach.prompts_record(),
+               "metrics": self.coach.metrics()}
+        try:
+            path = await asyncio.to_thread(self._spill.write_end, self.call_sid, end, outcome)
+        except OSError as exc:
+            log.critical("call %s: its end could not be stored nor spilled (%s); it will be marked interrupted on "
+                         "restart", self.call_sid, exc.strerror or exc)
+            return
+        log.error("call %s: its end (status, phases, prompts, outcome) spilled to %s; it is written to the "
+                  "database once it is back", self.call_sid, path)
 
     async def _drain_unsaved(self) -> None:
         """End of call: stop the background retry, keep retrying for a bounded time, then spill the rest."""
@@ -514,7 +532,7 @@ class CallSession:
         end = self.duration
         self._on_phases(self.tracker.tick(end))
         self._on_prompts(self.coach.end(end))
-        await self._save_state()
+        saved = await self._save_state()
         outcome = infer_outcome(self.utterances, self.tracker.timeline(), self.coach.prompts_record(),
                                 self.coach.metrics())
         try:
@@ -522,6 +540,7 @@ class CallSession:
                 self.hub.publish(self._event("outcome", end, **outcome))
         except StoreError as exc:
             self.metrics.count_db_error(exc)
+            saved = False
             log.warning("call %s: outcome not saved: %s", self.call_sid, exc)
         recording = await self.recorder.close() if self.recorder is not None else None
         if self.recorder is not None and self.recorder.failed:
@@ -534,8 +553,10 @@ class CallSession:
             await self.store.update_call(self.call_sid, **fields)
         except StoreError as exc:
             self.metrics.count_db_error(exc)
-            log.error("call %s: could not record its end (%s); it will be marked interrupted on restart",
-                      self.call_sid, exc)
+            saved = False
+            log.error("call %s: could not record its end (%s)", self.call_sid, exc)
+        if not saved:
+            await self._spill_end(fields, outcome)
         self.metrics.active_calls.dec()
         self.metrics.calls.labels(status).inc()
         self.hub.publish(self._event("call_ended", self.duration, status=status,

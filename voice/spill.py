@@ -1,18 +1,19 @@
-"""The spill file: finalised utterances the database would not take, kept on local disk until it does.
+"""The spill file: what the database would not take, kept on local disk until it does.
 
 A session holds unsaved utterances in memory and retries them with backoff (`voice.session`). What
 does not fit its bounded buffer, or is still unsaved when the call ends, is appended here as JSON
-Lines, one file per call (`DATA_DIR/spill/CA….jsonl`). At the next start-up `replay` writes every
-spilled utterance into the store (idempotently: the store's upsert on `(call_sid, seq)`) and removes
-the file only once its rows are in, so an utterance the recogniser finalised is never lost to a
-database outage.
+Lines, one file per call (`DATA_DIR/spill/CA….jsonl`); so is the call's end (status, duration, phase
+timeline, prompts, metrics and inferred outcome) when it can't be recorded. `replay` writes a file into
+the store (idempotently: the upsert on `(call_sid, seq)`, and the end's fields set again) and removes it
+only once its rows are in, so nothing a call produced is lost to a database outage. It runs at start-up,
+before any call, and again while the service is up (`voice.spill_replay`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Container, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ from voice.ids import CALL_SID
 from voice.types import Word
 
 log = logging.getLogger(__name__)
+
+#: The call columns a spilled end may set (a subset of `CallStore.update_call`'s).
+END_FIELDS = frozenset({"status", "ended_at", "duration", "frame_errors", "recording", "phases", "prompts",
+                        "metrics"})
 
 
 def _line(call_sid: str, utterance: Utterance) -> str:
@@ -46,19 +51,32 @@ class Spill:
 
     def write(self, call_sid: str, utterances: Sequence[Utterance]) -> Path:
         """Append `utterances` (blocking: call it off the event loop). Raises OSError if even this fails."""
+        return self._append(call_sid, "".join(_line(call_sid, u) for u in utterances))
+
+    def write_end(self, call_sid: str, fields: Mapping[str, Any], outcome: Mapping[str, Any]) -> Path:
+        """Append the call's end: `fields` for `CallStore.update_call` (keys in END_FIELDS) and its inferred
+        `outcome` (blocking: call it off the event loop). Raises OSError if even this fails."""
+        if not set(fields) <= END_FIELDS:
+            raise ValueError(f"not end fields: {sorted(set(fields) - END_FIELDS)}")
+        return self._append(call_sid, json.dumps({"call_sid": call_sid, "call_end": dict(fields),
+                                                  "outcome": dict(outcome)}) + "\n")
+
+    def _append(self, call_sid: str, text: str) -> Path:
         path = self.path(call_sid)
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
-            f.write("".join(_line(call_sid, u) for u in utterances))
+            f.write(text)
             f.flush()
         return path
 
     def pending(self) -> list[Path]:
         return sorted(self.directory.glob("*.jsonl")) if self.directory.is_dir() else []
 
-    async def replay(self, store: CallStore) -> int:
-        """Write every spilled utterance into `store`; returns how many. A file whose rows can't be
-        written (the database still failing, its call unknown) is kept for the next start.
+    async def replay(self, store: CallStore, busy: Container[str] = ()) -> int:
+        """Write every spill file into `store`: its utterances, then its call's end if it has one; returns
+        how many utterances. A file whose rows can't be written (the database still failing, its call
+        unknown) is kept for a later replay, and so is the file of a call in `busy` (still streaming here:
+        its session may yet write its end).
 
         Replicas may share DATA_DIR (one volume): a file is first claimed by renaming it, so a replica
         appending to it meanwhile starts a fresh file instead of adding lines that the delete would lose,
@@ -68,6 +86,8 @@ class Spill:
         claims = sorted(self.directory.glob(f"*.jsonl{_CLAIMED}")) if self.directory.is_dir() else []
         for path in [*claims, *self.pending()]:
             call_sid = path.name.split(".", 1)[0]
+            if call_sid in busy:
+                continue
             unclaimed = self.directory / f"{call_sid}.jsonl"
             claimed = self.directory / f"{call_sid}.jsonl{_CLAIMED}"
             if path == unclaimed:
@@ -77,27 +97,41 @@ class Spill:
                     continue  # another replica claimed it first
             try:
                 entries = [json.loads(line) for line in claimed.read_text(encoding="utf-8").splitlines() if line]
-                utterances = [_utterance(e) for e in entries]
-            except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+                utterances = [_utterance(e) for e in entries if "call_end" not in e]
+                ends = [_end(e) for e in entries if "call_end" in e]
+            except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
                 log.error("spill file %s is unreadable (%s); left in place", unclaimed, exc)
                 _unclaim(claimed, unclaimed)
                 continue
             try:
-                await store.append_utterances(call_sid, utterances)
+                if utterances:
+                    await store.append_utterances(call_sid, utterances)
+                if ends:
+                    fields, outcome = ends[-1]
+                    await store.update_call(call_sid, **fields)
+                    await store.set_inferred_outcome(call_sid, outcome)  # an agent's own outcome stays
             except StoreError as exc:
-                log.error("spill file %s: %d utterance(s) still not written (%s); kept for the next start",
-                          unclaimed, len(utterances), exc)
+                log.error("spill file %s: %d utterance(s)%s still not written (%s); kept for a later replay",
+                          unclaimed, len(utterances), " and the call's end" if ends else "", exc)
                 _unclaim(claimed, unclaimed)
                 continue
             claimed.unlink(missing_ok=True)
             total += len(utterances)
-            log.warning("call %s: %d utterance(s) from the spill file written to the database", call_sid,
-                        len(utterances))
+            log.warning("call %s: %d utterance(s)%s from the spill file written to the database", call_sid,
+                        len(utterances), " and its end" if ends else "")
         return total
 
 
 #: Suffix of a spill file a replica is replaying.
 _CLAIMED = ".replaying"
+
+
+def _end(entry: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A spilled call end: its update_call fields and its outcome. ValueError if it isn't one."""
+    fields, outcome = entry["call_end"], entry["outcome"]
+    if not isinstance(fields, dict) or not isinstance(outcome, dict) or not set(fields) <= END_FIELDS:
+        raise ValueError("malformed call end")
+    return fields, outcome
 
 
 def _unclaim(claimed: Path, unclaimed: Path) -> None:
