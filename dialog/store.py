@@ -213,8 +213,9 @@ class CallStore:
             ' speaker=excluded.speaker, start=excluded.start, "end"=excluded."end", text=excluded.text,'
             " phase=excluded.phase, confidence=excluded.confidence, words=excluded.words", rows))
 
-    async def update_call(self, call_sid: str, **fields: Any) -> None:
-        """Set columns on a call. JSON-typed columns (phases, prompts, outcome, metrics) take Python values."""
+    async def update_call(self, call_sid: str, **fields: Any) -> bool:
+        """Set columns on a call; False if there is no such call. JSON-typed columns (phases, prompts, outcome,
+        metrics) take Python values."""
         allowed = {"status", "ended_at", "duration", "phases", "prompts", "outcome", "disposition", "metrics",
                    "recording", "frame_errors", "agent", "outcome_source"}
         unknown = set(fields) - allowed
@@ -223,8 +224,8 @@ class CallStore:
         json_columns = {"phases", "prompts", "outcome", "metrics"}
         values = [json.dumps(v) if k in json_columns else v for k, v in fields.items()]
         assignments = ", ".join(f"{k} = ?" for k in fields)
-        await self._run(lambda db: db.execute(
-            f"UPDATE calls SET {assignments} WHERE call_sid = ?", (*values, call_sid)))
+        return await self._run(lambda db: db.execute(
+            f"UPDATE calls SET {assignments} WHERE call_sid = ?", (*values, call_sid)).rowcount == 1)
 
     async def set_inferred_outcome(self, call_sid: str, outcome: Mapping[str, Any]) -> bool:
         """Store an inferred outcome unless the agent already set one. True if it was stored."""

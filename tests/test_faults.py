@@ -20,31 +20,28 @@ import sys
 import wave
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 from dialog.coach import Coach
 from dialog.store import CallStore
 from dialog.types import NewCall, Utterance
 from prompts import load_playbook
-from tests.conftest import ServerFactory, get_json, wait_stored, ws_url
+from tests.conftest import ServerFactory, first_turns, get_json, wait_stored, ws_url
 from tests.test_cli import ROOT, cli_env, free_port
 from tests.test_session import ScriptedEngine, classify, feed, turn
 from voice.asr.base import EngineError
 from voice.codec import pcm16_to_ulaw
-from voice.config import Config
 from voice.hub import LiveHub
 from voice.metrics import Metrics
 from voice.session import CallSession
-from voice.simulate import FRAME_SAMPLES, MediaStreamClient, new_call_sid
-from voice.spill import Spill
-from voice.spill_replay import spill_ctx
-from voice.state import CONFIG, HARD_MESSAGE_LIMIT, SESSIONS, STORE
+from voice.simulate import FRAME_SAMPLES, MediaStreamClient, new_call_sid, stream_call
+from voice.spill import Spill, _unclaim
+from voice.state import HARD_MESSAGE_LIMIT, SESSIONS, STORE
 from voice.types import Word
 
 CALL = "CAfaults"
@@ -250,61 +247,27 @@ async def test_database_gone_for_good_spills_to_disk_and_the_next_start_writes_i
     assert spill.pending() == []
 
 
-async def test_spill_files_reach_the_database_while_the_service_runs_once_it_is_back(
-        tmp_path: Path, opened: list[CallStore]) -> None:
-    """The running service's replay task, on an injected sleep: it backs off while the database refuses the
-    file, writes it (utterances and the call's end) on the first pass after it is back, and leaves the file
-    of a call still streaming here alone."""
-    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    await store.open()
-    opened.append(store)
-    await store.create_call(NewCall(CALL, "MZ1", "2026-11-23T10:00:00Z"))
-    gone = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    await gone.open()
-    await gone.close()  # a database that has gone away: every write is refused
-    config = Config(data_dir=tmp_path / "data")
-    spill = Spill(config.spill_dir)
-    spill.write(CALL, [Utterance(0, "customer", 1.0, 2.0, "spilled mid-outage", "venting", 0.8)])
-    phases = [{"phase": "venting", "start": 1.0, "end": 2.0}]
-    spill.write_end(CALL, {"status": "ended", "ended_at": "2026-11-23T10:01:00Z", "duration": 60.0,
-                           "phases": phases, "prompts": [], "metrics": {"interruptions": 0}},
-                    {"disposition": "unresolved", "source": "inferred", "note": "no thanks heard"})
-    spill.write("CAstreaming", [Utterance(0, "customer", 1.0, 2.0, "still on the line", "other", 0.8)])
-
-    app = web.Application()
-    app[CONFIG] = config
-    app[STORE] = gone
-    app[SESSIONS] = {"CAstreaming": cast(CallSession, object())}
-    waits: list[float] = []
-    slept = asyncio.Queue[None]()
-    wake = asyncio.Event()
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        await slept.put(None)
-        await wake.wait()
-        wake.clear()
-
-    async def next_pass() -> None:
-        wake.set()
-        await asyncio.wait_for(slept.get(), 5)
-
-    ctx = spill_ctx(sleep=sleep, interval=30, max_interval=100)(app)
-    await anext(ctx)
-    await asyncio.wait_for(slept.get(), 5)
-    for _ in range(3):
-        await next_pass()  # refused each time: the file stays and the wait doubles, up to the cap
-    assert waits == [30, 60, 100, 100]
-    assert {p.name for p in spill.pending()} == {f"{CALL}.jsonl", "CAstreaming.jsonl"}
-    app[STORE] = store  # the database is back
-    await next_pass()
-    assert waits[-1] == 30  # only the streaming call's file is left, and it waits for its call
-    call = await store.get_call(CALL)
-    assert call is not None and [u["text"] for u in call["utterances"]] == ["spilled mid-outage"]
-    assert call["status"] == "ended" and call["phases"] == phases and call["outcome"]["disposition"] == "unresolved"
-    assert [p.name for p in spill.pending()] == ["CAstreaming.jsonl"]
-    with pytest.raises(StopAsyncIteration):
-        await anext(ctx)  # shutdown cancels and awaits the task, mid-sleep
+async def test_a_call_coming_back_writes_its_spill_file_first_and_numbers_after_it(
+        make_server: ServerFactory, tmp_path: Path, calm_call: tuple[np.ndarray, dict[str, Any]]) -> None:
+    """A call whose utterances and end were spilled during an outage streams again once the database is back:
+    its spill file goes in before the new stream's first utterance, the new utterances number after the
+    spilled ones, and the new end (not the spilled one) is what the call keeps."""
+    data = tmp_path / "data"
+    server = await make_server(data_dir=data)
+    call_sid = new_call_sid()
+    await server.app[STORE].create_call(NewCall(call_sid, "MZold", "2026-11-23T10:00:00Z"))
+    spill = Spill(data / "spill")
+    spill.write(call_sid, [Utterance(0, "customer", 1.0, 2.0, "said during the outage", "venting", 0.8)])
+    spill.write_end(call_sid, {"status": "interrupted", "duration": 3.0, "phases": [], "prompts": [],
+                               "metrics": {}}, {"disposition": None, "source": "inferred", "note": "old"})
+    await stream_call(first_turns(calm_call, 2), ws_url(server, "/twilio/stream"), speed=0, call_sid=call_sid)
+    call = await wait_stored(server, call_sid)
+    assert call["utterances"][0]["text"] == "said during the outage"
+    seqs = [u["seq"] for u in call["utterances"]]
+    assert seqs[0] == 0 and 0 not in seqs[1:] and len(set(seqs)) == len(seqs)  # numbered after it: none lost
+    assert len(call["utterances"]) >= 3  # the spilled one and the two new turns' at least
+    assert call["status"] == "ended" and call["outcome"]["note"] != "old"
+    assert spill.pending() == []
 
 
 async def test_replay_keeps_spill_files_it_cannot_write(tmp_path: Path, opened: list[CallStore],
@@ -318,13 +281,14 @@ async def test_replay_keeps_spill_files_it_cannot_write(tmp_path: Path, opened: 
                         (Word("kept", 1.0, 1.4, 0.8), Word("on", 1.4, 1.6, 0.8)))
     spill.write(CALL, [spilled])
     spill.write("CAunknown", [spilled])  # its call row never made it: the store refuses (foreign key)
+    spill.write_end("CAnoutterances", {"status": "ended"}, {})  # an end alone, for a call the database lacks
     (spill.directory / "CAtorn.jsonl").write_text('{"call_sid": "CAtorn", "seq": 1, "spea')  # a torn write
     with caplog.at_level(logging.ERROR):
         assert await spill.replay(store) == 1
     assert await stored_texts(store) == ["kept on disk"]
-    assert [p.name for p in spill.pending()] == ["CAtorn.jsonl", "CAunknown.jsonl"]  # kept for a later replay
+    assert [p.name for p in spill.pending()] == ["CAnoutterances.jsonl", "CAtorn.jsonl", "CAunknown.jsonl"]
     assert sum("kept for a later replay" in r.getMessage() or "unreadable" in r.getMessage()
-               for r in caplog.records) == 2
+               for r in caplog.records) == 3
     with pytest.raises(ValueError):
         spill.path("../../etc/passwd")
 
@@ -665,3 +629,17 @@ async def test_shutdown_closes_every_carriers_call_socket_and_keeps_each_call(
     db.close()
     assert stored == {twilio_sid: "interrupted", fork_sid: "interrupted", genesys.conversation_id: "interrupted"}
     assert all(d == pytest.approx(1.0, abs=0.05) for d in durations)
+
+
+def test_a_claim_given_back_keeps_its_lines_before_those_appended_since(tmp_path: Path) -> None:
+    """A refused replay gives its claim back: the claimed (older) lines come first, so the last call end in
+    the file is still the newest."""
+    spill = Spill(tmp_path / "spill")
+    spill.write_end(CALL, {"status": "interrupted"}, {"note": "older"})
+    claimed = spill.directory / f"{CALL}.jsonl.replaying"
+    spill.path(CALL).replace(claimed)  # claimed by a replay
+    spill.write_end(CALL, {"status": "ended"}, {"note": "newer"})  # the call came back and ended meanwhile
+    _unclaim(claimed, spill.path(CALL))
+    lines = [json.loads(line) for line in spill.path(CALL).read_text().splitlines()]
+    assert [entry["outcome"]["note"] for entry in lines] == ["older", "newer"]
+    assert not claimed.exists()

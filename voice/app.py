@@ -32,7 +32,6 @@ from voice.metrics import Metrics
 from voice.replicas import replicas_ctx
 from voice.retention import retention_ctx
 from voice.spill import Spill
-from voice.spill_replay import spill_ctx
 from voice.state import (
     CALL_SOCKETS,
     CLASSIFIER,
@@ -129,8 +128,8 @@ def build_app(config: Config, *, engine: SpeechEngine | None = None,
             synth.close()
 
     # audiosocket_ctx last: on shutdown its legs end (as interrupted) before sessions_ctx sweeps the rest.
-    app.cleanup_ctx.extend([store_ctx, spill_ctx(), fanout_ctx, replicas_ctx(), retention_ctx(), engine_ctx,
-                            whisper_ctx, sessions_ctx, audiosocket_ctx])
+    app.cleanup_ctx.extend([store_ctx, fanout_ctx, replicas_ctx(), retention_ctx(), engine_ctx, whisper_ctx,
+                            sessions_ctx, audiosocket_ctx])
     telephony.add_routes(app)
     audiohook.add_routes(app)
     audiofork.add_routes(app)

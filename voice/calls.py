@@ -90,6 +90,9 @@ async def open_session(app: web.Application, call: NewCall) -> CallSession:
 
 async def _start_session(app: web.Application, call: NewCall) -> CallSession:
     config = app[CONFIG]
+    # A call coming back after an outage spilled its utterances or end: write those in first, so its new
+    # utterances number after them and its new end, not the spilled one, is the last word.
+    await Spill(config.spill_dir).replay(app[STORE], only=call.call_sid)
     existing = await app[STORE].get_call(call.call_sid)
     first_seq = 1 + max((u["seq"] for u in existing["utterances"]), default=-1) if existing else 0
     recorder = Recorder(config.recordings_dir / call.call_sid) if config.recordings else None

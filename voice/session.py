@@ -473,9 +473,9 @@ class CallSession:
                "metrics": self.coach.metrics()}
         try:
             path = await asyncio.to_thread(self._spill.write_end, self.call_sid, end, outcome)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             log.critical("call %s: its end could not be stored nor spilled (%s); it will be marked interrupted on "
-                         "restart", self.call_sid, exc.strerror or exc)
+                         "restart", self.call_sid, getattr(exc, "strerror", None) or exc)
             return
         log.error("call %s: its end (status, phases, prompts, outcome) spilled to %s; it is written to the "
                   "database once it is back", self.call_sid, path)

@@ -6,14 +6,15 @@ Lines, one file per call (`DATA_DIR/spill/CA….jsonl`); so is the call's end (s
 timeline, prompts, metrics and inferred outcome) when it can't be recorded. `replay` writes a file into
 the store (idempotently: the upsert on `(call_sid, seq)`, and the end's fields set again) and removes it
 only once its rows are in, so nothing a call produced is lost to a database outage. It runs at start-up,
-before any call, and again while the service is up (`voice.spill_replay`).
+before any call, and for one call when that call's stream comes back (`voice.calls.open_session`), so a
+reconnecting call numbers its utterances after the spilled ones and its new end supersedes the spilled one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,10 @@ class Spill:
     def pending(self) -> list[Path]:
         return sorted(self.directory.glob("*.jsonl")) if self.directory.is_dir() else []
 
-    async def replay(self, store: CallStore, busy: Container[str] = ()) -> int:
-        """Write every spill file into `store`: its utterances, then its call's end if it has one; returns
-        how many utterances. A file whose rows can't be written (the database still failing, its call
-        unknown) is kept for a later replay, and so is the file of a call in `busy` (still streaming here:
-        its session may yet write its end).
+    async def replay(self, store: CallStore, only: str | None = None) -> int:
+        """Write every spill file (or `only` that call's) into `store`: its utterances, then its call's end if
+        it has one; returns how many utterances. A file whose rows can't be written (the database still
+        failing, its call unknown) is kept for a later replay.
 
         Replicas may share DATA_DIR (one volume): a file is first claimed by renaming it, so a replica
         appending to it meanwhile starts a fresh file instead of adding lines that the delete would lose,
@@ -86,7 +86,7 @@ class Spill:
         claims = sorted(self.directory.glob(f"*.jsonl{_CLAIMED}")) if self.directory.is_dir() else []
         for path in [*claims, *self.pending()]:
             call_sid = path.name.split(".", 1)[0]
-            if call_sid in busy:
+            if only is not None and call_sid != only:
                 continue
             unclaimed = self.directory / f"{call_sid}.jsonl"
             claimed = self.directory / f"{call_sid}.jsonl{_CLAIMED}"
@@ -108,7 +108,8 @@ class Spill:
                     await store.append_utterances(call_sid, utterances)
                 if ends:
                     fields, outcome = ends[-1]
-                    await store.update_call(call_sid, **fields)
+                    if not await store.update_call(call_sid, **fields):
+                        raise StoreError(f"no call {call_sid} in the database", retryable=False)
                     await store.set_inferred_outcome(call_sid, outcome)  # an agent's own outcome stays
             except StoreError as exc:
                 log.error("spill file %s: %d utterance(s)%s still not written (%s); kept for a later replay",
@@ -129,13 +130,14 @@ _CLAIMED = ".replaying"
 def _end(entry: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A spilled call end: its update_call fields and its outcome. ValueError if it isn't one."""
     fields, outcome = entry["call_end"], entry["outcome"]
-    if not isinstance(fields, dict) or not isinstance(outcome, dict) or not set(fields) <= END_FIELDS:
+    if not isinstance(fields, dict) or not isinstance(outcome, dict) or not fields or not set(fields) <= END_FIELDS:
         raise ValueError("malformed call end")
     return fields, outcome
 
 
 def _unclaim(claimed: Path, unclaimed: Path) -> None:
-    """Give a claimed file back, merged with whatever was appended under its name since the claim."""
-    with open(unclaimed, "a", encoding="utf-8") as f:
-        f.write(claimed.read_text(encoding="utf-8"))
-    claimed.unlink()
+    """Give a claimed file back, followed by whatever was appended under its name since the claim (in that
+    order: the last call end in a file is the newest)."""
+    appended = unclaimed.read_text(encoding="utf-8") if unclaimed.exists() else ""
+    claimed.write_text(claimed.read_text(encoding="utf-8") + appended, encoding="utf-8")
+    claimed.replace(unclaimed)
