@@ -442,7 +442,7 @@ class CallSession:
             delay = 0.0 if await self._save() else min(max(delay, RETRY_FIRST) * 2, RETRY_MAX)
 
     async def _spill_unsaved(self, count: int) -> None:
-        """Move the oldest `count` unsaved utterances to the spill file (written in once the database is back)."""
+        """Move the oldest `count` unsaved utterances to the spill file (written in at the next start)."""
         batch = self._unsaved[:count]
         if not batch:
             return
@@ -460,11 +460,11 @@ class CallSession:
         del self._unsaved[:count]
         self.spilled += len(batch)
         log.error("call %s: %d utterance(s) the database would not take spilled to %s; they are written to the "
-                  "database once it is back", self.call_sid, len(batch), path)
+                  "database at the next start or when the call streams again", self.call_sid, len(batch), path)
 
     async def _spill_end(self, fields: dict[str, Any], outcome: dict[str, Any]) -> None:
         """The database would not take the call's end: keep it, with the phase timeline, prompts, metrics and
-        inferred outcome, in the spill file, which writes it in once the database is back."""
+        inferred outcome, in the spill file, written in at the next start or when the call streams again."""
         if self._spill is None:
             log.error("call %s: no spill file is configured; the call will be marked interrupted on restart",
                       self.call_sid)
@@ -478,7 +478,7 @@ class CallSession:
                          "restart", self.call_sid, getattr(exc, "strerror", None) or exc)
             return
         log.error("call %s: its end (status, phases, prompts, outcome) spilled to %s; it is written to the "
-                  "database once it is back", self.call_sid, path)
+                  "database at the next start or when the call streams again", self.call_sid, path)
 
     async def _drain_unsaved(self) -> None:
         """End of call: stop the background retry, keep retrying for a bounded time, then spill the rest."""
