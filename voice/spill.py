@@ -12,6 +12,7 @@ reconnecting call numbers its utterances after the spilled ones and its new end 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -73,6 +74,14 @@ class Spill:
     def pending(self) -> list[Path]:
         return sorted(self.directory.glob("*.jsonl")) if self.directory.is_dir() else []
 
+    def _files(self, only: str | None) -> list[Path]:
+        """Claimed files (a crashed replay's) first, then unclaimed ones; only `only`'s if given."""
+        if not self.directory.is_dir():
+            return []
+        pattern = "*" if only is None else self.path(only).name.split(".", 1)[0]  # a checked SID: no wildcards
+        return [*sorted(self.directory.glob(f"{pattern}.jsonl{_CLAIMED}")),
+                *sorted(self.directory.glob(f"{pattern}.jsonl"))]
+
     async def replay(self, store: CallStore, only: str | None = None) -> int:
         """Write every spill file (or `only` that call's) into `store`: its utterances, then its call's end if
         it has one; returns how many utterances. A file whose rows can't be written (the database still
@@ -81,27 +90,21 @@ class Spill:
         Replicas may share DATA_DIR (one volume): a file is first claimed by renaming it, so a replica
         appending to it meanwhile starts a fresh file instead of adding lines that the delete would lose,
         and two replicas starting together never replay one file twice. A claim left by a crash is
-        picked up again."""
+        picked up again. The file system is used off the event loop (a call's start runs this too)."""
         total = 0
-        claims = sorted(self.directory.glob(f"*.jsonl{_CLAIMED}")) if self.directory.is_dir() else []
-        for path in [*claims, *self.pending()]:
+        for path in await asyncio.to_thread(self._files, only):
             call_sid = path.name.split(".", 1)[0]
-            if only is not None and call_sid != only:
-                continue
             unclaimed = self.directory / f"{call_sid}.jsonl"
             claimed = self.directory / f"{call_sid}.jsonl{_CLAIMED}"
-            if path == unclaimed:
-                try:
-                    path.replace(claimed)
-                except FileNotFoundError:
-                    continue  # another replica claimed it first
             try:
-                entries = [json.loads(line) for line in claimed.read_text(encoding="utf-8").splitlines() if line]
+                entries = await asyncio.to_thread(_claim_and_read, path, unclaimed, claimed)
+                if entries is None:
+                    continue  # another replica claimed it first
                 utterances = [_utterance(e) for e in entries if "call_end" not in e]
                 ends = [_end(e) for e in entries if "call_end" in e]
             except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
                 log.error("spill file %s is unreadable (%s); left in place", unclaimed, exc)
-                _unclaim(claimed, unclaimed)
+                await asyncio.to_thread(_unclaim, claimed, unclaimed)
                 continue
             try:
                 if utterances:
@@ -114,9 +117,9 @@ class Spill:
             except StoreError as exc:
                 log.error("spill file %s: %d utterance(s)%s still not written (%s); kept for a later replay",
                           unclaimed, len(utterances), " and the call's end" if ends else "", exc)
-                _unclaim(claimed, unclaimed)
+                await asyncio.to_thread(_unclaim, claimed, unclaimed)
                 continue
-            claimed.unlink(missing_ok=True)
+            await asyncio.to_thread(claimed.unlink, missing_ok=True)
             total += len(utterances)
             log.warning("call %s: %d utterance(s)%s from the spill file written to the database", call_sid,
                         len(utterances), " and its end" if ends else "")
@@ -125,6 +128,16 @@ class Spill:
 
 #: Suffix of a spill file a replica is replaying.
 _CLAIMED = ".replaying"
+
+
+def _claim_and_read(path: Path, unclaimed: Path, claimed: Path) -> list[dict[str, Any]] | None:
+    """Claim `path` (unless it is already a claim) and parse its lines; None if another replica got it first."""
+    if path == unclaimed:
+        try:
+            path.replace(claimed)
+        except FileNotFoundError:
+            return None
+    return [json.loads(line) for line in claimed.read_text(encoding="utf-8").splitlines() if line]
 
 
 def _end(entry: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
