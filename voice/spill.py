@@ -76,9 +76,11 @@ class Spill:
 
     def _files(self, only: str | None) -> list[Path]:
         """Claimed files (a crashed replay's) first, then unclaimed ones; only `only`'s if given."""
+        if only is not None:
+            self.path(only)  # checks the SID: it can hold no wildcards
         if not self.directory.is_dir():
             return []
-        pattern = "*" if only is None else self.path(only).name.split(".", 1)[0]  # a checked SID: no wildcards
+        pattern = only or "*"
         return [*sorted(self.directory.glob(f"{pattern}.jsonl{_CLAIMED}")),
                 *sorted(self.directory.glob(f"{pattern}.jsonl"))]
 
