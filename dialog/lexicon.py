@@ -299,6 +299,9 @@ VENT_ANGER = [
     r"shut up|how dare|(?<!you )(?<!to )get lost|go to hell|"
     r"nonsense|rubbish|garbage|"
     r"idiot\w*|stupid|moron\w*|liar|liars|lying to me|lied to me|shame on you|yuck|gross",
+    # "im a sucker for a bargain" is a fondness; "shut your mouth" tells the listener off like "shut up"
+    r"suckers?\b(?! (?:pads?|cups?|mounts?|that|on|for (?!\w+ing\b)))|"
+    r"shut your (?:trap|mouth|face|gob)(?! cream| wash| mask)",
     r"worst|horrendous|atrocious|abysmal|lousy|poor service|bad service|terrible service|"
     r"awful service|rude|robbery|rip ?off|ripped off|scam\w*|unprofessional|"
     r"cheat(?:ed|ing)? (?:me|us|customers|people)|(?:ive|i have|weve|we have|i was|we were|i got|we got|been|being) "
@@ -340,6 +343,8 @@ VENT_ANGER = [
     r"drives me (?:nuts|insane|crazy|mad)|"
     r"(?:let|letting|lets) (?:me|us) down|thanks for nothing|said no one ever|"
     r"(?:hung|hangs|hang|hanging) up on (?:me|us)|(?:gets|getting|got) on my nerves|"
+    r"what (?:on earth |the hell |exactly )?(?:are|is) (?:you|they|your \w+) playing at"
+    r"(?! (?:the|a|an|this|home|school|work)\b)|"
     # not being listened to, and a long-standing customer's reproach
     r"no ?(?:one|body) (?:\w+ )?(?:listens|listened|is listening)|"
     r"(?:youre|you are|theyre|they are) (?:still )?not (?:even |really )?listening|"
@@ -414,9 +419,30 @@ VENT_ANGER = [
     r"idiots|a fool|fools|a criminal|criminals|a child|children|a number|cattle)|"
     r"taking the (?:mick|mickey|micky|piss)|(?:are you|youre|theyre|you are) having a laugh|"
     r"daylight robbery|extortionate|extortion|conned|fleeced|swindl\w+|"
+    # a charge or an act called unlawful or excessive, by a demonstrative or the act itself ("driving without
+    # insurance is illegal", "its illegal for us to share your details", "if usage is excessive" state a rule)
+    r"(?:thats|that is|that was|this is|this was|its|it is|it was|isnt that|isnt it|seems|sounds|"
+    r"(?:doing|did|fees?|charges?|prices?|penalty|penalties|amount) (?:is|are|was|were)) (?:a bit |a little |rather |"
+    r"way |very |really |quite |pretty |so |completely |totally |absolutely |clearly |simply |just |plain |downright )?"
+    r"(?:(?:illegal|unlawful)\b(?! (?:for (?:\w+ )?)?to\b)|excessive)|"
     r"inexcusable|unforgivable|insulting|(?:its|thats|this is|that is) an insult|"
     r"(?:dont|do not|stop) (?:you )?(?:patroni[sz]e|patroni[sz]ing|talk(?:ing)? down to) (?:me|us)|patroni[sz]ing|"
     r"(?:makes|made|making) me (?:feel )?sick",
+    # blind round: insults, contempt and telling someone where to go, as callers say them to agents
+    # (words with an everyday sense, "crooks", "clowns", "cowboys", "prick", only said of someone: "police caught
+    # the thieves" reports a crime, "do you insure amateurs" asks)
+    r"despicable|contemptible|shameful|obnoxious|(?<!sound )(?<!be )(?<!seem )arrogant|appalled|"
+    r"assholes?|arseholes?|dickheads?|twats?|wankers?|(?<!dogs )bollocks|dimwit\w*|numpty|numpties|imbeciles?|"
+    r"halfwits?|dumbass\w*|cretins?|"
+    r"(?:you|youre|you are|theyre|they are|are|bunch of|pack of|nothing but)(?: all| just| a bunch of)? "
+    r"(?:crooks|thieves|con artists)|"
+    r"(?:bunch of|such(?: an?)?|what an?|load of|pack of|a right) (?:\w+ )?"
+    r"(?:clowns?|cowboys?|muppets?|amateurs?|jokers?)|"
+    r"(?:you|youre|you are)(?: all| lot| lot are| are all| are just)? (?:clowns?|cowboys?|muppets?|amateurs?|jokers?)|"
+    r"(?:you|youre|what a|such a|bunch of) pricks?\b(?! (?:your|the|it|a)\b)|"
+    r"(?:piss|bugger|sod) off|get stuffed(?! with)|drop dead(?! gorgeous)|sick to death|a living nightmare|"
+    r"(?:im|i am|i was|were|we are|we were|i feel|im getting|getting) (?:very |really |so |a bit |quite |extremely )?"
+    r"cross with (?:you|your)\b(?! mouse)",
     # exasperation idioms, and "how could you" as a reproach (it needs the thing done, "this" or "me", after it:
     # "how can you let me know the balance" and "how could you tell it was faulty" ask)
     r"give me a break\b(?! down)|for crying out loud|for (?:gods|goodness|heavens|pitys|christs|petes) sake|"
@@ -443,7 +469,9 @@ VENT_GRIEVANCE = [
     r"honou?red|delivered|fixed|resolved|sorted|turn up|show up|call back|ring back)|"
     # "i cant help it" is a habit and "we cant help with that" a remit; not helping the caller is a grievance
     r"(?:doesnt|dont|didnt|wont|wouldnt|never|not|refused to|refuse to) (?:even )?help(?:ing)? (?:me|us)",
-    r"still (?:not|isnt|doesnt|cant|wont|no|nothing|havent|hasnt|broken|down|waiting)|"
+    # ... but not the speaker's own unreadiness: "im still not used to the new app", "still not sure which"
+    r"still (?:not(?! (?:\w+ )?(?:sure|familiar|used to|ready|decided|finished|dressed|awake)\b)|isnt|doesnt|cant|"
+    r"wont|no|nothing|havent|hasnt|broken|down|waiting)|"
     r"(?:havent|have not|hasnt|has not|not|never) (?:\w+ )?(?:heard back|heard anything|heard a (?:word|thing|peep)|"
     r"received|had a reply|had an answer|had a response)|no luck|messed up|screwed up|mess up|screw up|beware",
     r"nasty|inadequate|inaccurate|terribly(?! sorry| ill| sick)|unreliable|unusable|unhelpful|misleading|"
@@ -519,13 +547,19 @@ VENT_GRIEVANCE = [
     r"(?:nightmare|disaster|mess|joke)|disappointment",
     r"(?:so|really|very|smells|smell|smelt|tastes?|looks?) (?:bad|awful|horrible|disgusting)|"
     r"why (?:is|are|does|do|isnt|arent|doesnt|dont|has|have) (?:my|our) ",
+    # a payment or a login refused, and being moved off a booking
+    r"(?:wont|wouldnt|doesnt|didnt|will not|would not|refuses to|refused to) take (?:my|our|the) (?:card|payment|"
+    r"password|pin|code|details|money|voucher|coupon|deposit)(?! (?:until|till|before|yet|twice)\b)|"
+    r"bumped (?:me|us) (?:off|down)|bumped (?:me|us) (?:onto|on to|to) (?:a |the )?(?:later|next|another|different)",
+    r"no ?(?:one|body) (?:(?:even|ever|actually|really|once|still|just|apparently|seriously) )?"
+    r"(?:replies|replied|answers|answered|responds|responded)(?! the door)",
     r"overcharg\w*|double charged|charged (?:me )?(?:twice|double|again|for)|wrong "
     r"(?:item|order|size|bill|amount|charge|address|number)",
     r"(?:been|kept|keep) (?:waiting|on hold)|on hold|waiting (?:for|since) (?:ages|hours|days|weeks|months|"
     r"over|more than|\w+ (?:hours|days|weeks|months|minutes))|wait time",
     r"keeps? (?:happening|dropping|cutting|failing|breaking|crashing|freezing|getting|saying|showing|"
     r"charging|sending|telling)|every (?:single )?time|over and over|yet again|once again|all the time",
-    r"(?:for|since|in) (?:the )?(?:past|last) (?:\w+ )?(?:hours|days|weeks|months|minutes)|"
+    r"(?:for|since|(?:times|twice|again) in) (?:the )?(?:past|last) (?:\w+ )?(?:hours|days|weeks|months|minutes)|"
     # elapsed time and things that used to work: "its been three weeks", "it was working fine yesterday"
     # ("its been two years since i moved" is a life event, so not years)
     r"its been (?:like |over |almost |nearly |about |more than )?(?:\d+|a few|a couple of|a|an|one|two|three|four|"
@@ -588,8 +622,11 @@ VENT_GRIEVANCE = [
     r"(?:my|our) (?:\w+ )?(?:bill|premium|tariff|direct debit|monthly payment|renewal|subscription)s? "
     r"(?:has |have |had |just |suddenly )*(?:gone up|went up|shot up|jumped|doubled|tripled|nearly doubled)",
     # cut off, left without a supply
-    r"disconnected|(?:switched|turned|shut) off (?:my|our) (?:\w+ )?(?:gas|power|electricity|"
+    # (also for whoever the caller speaks for: "you cut her phone off")
+    r"disconnected|(?:switched|turned|shut|cut) off (?:my|our|his|her|their) (?:\w+ )?(?:gas|power|electricity|"
     r"water|supply|internet|broadband|phone|line|service|account|card)|"
+    r"(?:switched|turned|shut|cut) (?:my|our|his|her|their) (?:\w+ )?(?:gas|power|electricity|water|supply|internet|"
+    r"broadband|phone|line|service|account|card) off|(?<!got )(?<!been )(?<!was )cut (?:me|us|her|him|them) off|"
     r"without (?:any )?(?:power|internet|broadband|signal|heating|hot water|gas|electricity|water|wifi|a phone line|"
     r"a landline) (?:for|since)|"
     r"keeps? (?:disconnecting|buffering|rebooting|restarting|resetting|switching off|losing|declining|"

@@ -334,3 +334,68 @@ def test_not_recognising_a_name_is_no_fault_but_an_unknown_payment_is_a_grievanc
     assert clf.classify("i dont recognise the name on the letter", context=_MID).phase != "venting"
     assert clf.classify("i dont recognise this payment on my statement", context=_MID).phase == "venting"
     assert clf.classify("the machine doesnt recognise my card", context=_MID).phase == "venting"
+
+
+# --- sixth round: insults, unlawful or excessive charges, refused payments; a period of time is no grievance
+# (a review narrowed each pattern to its frame; its near-misses are below)
+
+
+@pytest.mark.parametrize("text", [
+    "what you did was illegal and i will be reporting it",
+    "what your company is doing is completely unlawful",
+    "that late payment charge was a bit excessive wasnt it",
+    "you took me for a sucker with that contract",
+    "shut your mouth and put me through to someone who knows",
+    "youre all a bunch of crooks",
+    "honestly what a load of amateurs",
+    "this has been a living nightmare",
+    "im cross with you for cancelling it without asking",
+    "i am sick to death of chasing this",
+    "piss off",
+    "the card reader wont take my card",
+    "no one replied to my letter",
+    "what on earth are you playing at",
+    "you bumped us off the evening flight",
+    "they switched our gas off",
+    "you cut off my phone line",
+    "ive rung you four times in the last two days",
+])
+def test_insults_and_unlawful_or_excessive_charges_are_venting(clf: UtteranceClassifier, text: str) -> None:
+    assert clf.classify(text, context=_MID).phase == "venting"
+
+
+@pytest.mark.parametrize(("speaker", "text"), [
+    ("agent", "its illegal to record the engineer without telling him"),
+    ("agent", "its illegal for us to share your details with anyone else"),
+    ("agent", "i understand if youre upset with your previous provider"),
+    ("customer", "is it illegal to drive without the insurance documents"),
+    ("customer", "if my usage is excessive will you let me know"),
+    ("customer", "im a sucker for a loyalty discount"),
+    ("customer", "the phone holder has a sucker pad on the back"),
+    ("customer", "my son wants to be one of the clowns at the fair"),
+    ("customer", "do you insure amateurs"),
+    ("customer", "what are you playing at the moment"),
+    ("customer", "the engineer knocked but no one answered the door"),
+    ("customer", "click the cross with your mouse"),
+    ("customer", "police caught the thieves who took my bike"),
+    ("customer", "in the last two weeks ive been working from home"),
+    ("customer", "sorry im still not quite used to the new billing system"),
+    ("customer", "were still not sure which plan we want"),
+    ("customer", "the bank wont take the payment until the tenth"),
+    ("customer", "they bumped us to business class for free"),
+    ("agent", "the engineer will cut off the old line and connect the new one"),
+    ("agent", "sorry i think i cut you off there"),
+])
+def test_rules_fondness_unreadiness_and_a_period_of_time_are_not_venting(
+    clf: UtteranceClassifier, speaker: str, text: str
+) -> None:
+    assert clf.classify(text, speaker, context=_MID).phase != "venting"
+
+
+def test_a_problem_for_the_past_days_is_still_a_grievance(clf: UtteranceClassifier) -> None:
+    assert clf.classify("the line has been dead for the past three days", context=_MID).phase == "venting"
+
+
+def test_a_disconnection_outweighs_the_illness_of_whoever_the_caller_speaks_for(clf: UtteranceClassifier) -> None:
+    text = "my dad is in hospital and you cut his phone off without any warning"
+    assert clf.classify(text, context=_MID).phase == "venting"
