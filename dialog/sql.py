@@ -42,6 +42,8 @@ class Cursor(Protocol):
 
     def __iter__(self) -> Iterator[Any]: ...
 
+    def close(self) -> None: ...
+
 
 def statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
@@ -83,18 +85,31 @@ class Db:
     def __init__(self, raw: Any, dialect: Dialect) -> None:
         self.raw = raw
         self.dialect = dialect
+        self._cursors: list[Cursor] = []
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         cursor: Cursor = self.raw.execute(self.dialect.translate(sql), tuple(params))
+        self._cursors.append(cursor)
         return cursor
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
+        cursor: Cursor
         if isinstance(self.raw, sqlite3.Connection):
-            return self.raw.executemany(sql, rows)
-        cursor = self.raw.cursor()
-        cursor.executemany(self.dialect.translate(sql), [tuple(r) for r in rows])
-        result: Cursor = cursor
-        return result
+            cursor = self.raw.executemany(sql, rows)
+        else:
+            pg_cursor = self.raw.cursor()
+            pg_cursor.executemany(self.dialect.translate(sql), [tuple(r) for r in rows])
+            cursor = pg_cursor
+        self._cursors.append(cursor)
+        return cursor
+
+    def close_cursors(self) -> None:
+        """Close every cursor handed out, here on the store's thread. A cursor freed on another thread resets
+        its cached statement there, racing this thread's next use of it: SQLite API misuse (CPython issue
+        118172; concurrent utterance writes hit it)."""
+        cursors, self._cursors = self._cursors, []
+        for cursor in cursors:
+            cursor.close()
 
 
 # --- SQLite ------------------------------------------------------------------------------------------

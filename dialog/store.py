@@ -133,6 +133,9 @@ class CallStore:
                 with contextlib.suppress(Exception):
                     self.dialect.rollback(db.raw)
                 raise
+            finally:
+                with contextlib.suppress(Exception):  # a lost connection's cursors are gone anyway
+                    db.close_cursors()
             return result
         except Exception as exc:
             error = self.dialect.error(exc)

@@ -8,6 +8,7 @@ engine, never for the session or store under test); the server-level tests run t
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import json
 import logging
@@ -309,6 +310,80 @@ async def test_replay_claims_each_file_so_replicas_sharing_the_volume_lose_nothi
     assert await spill.replay(store) == 2
     assert await stored_texts(store) == ["claimed by a crashed replay", "appended after the claim"]
     assert spill.pending() == [] and not claimed.exists()
+
+
+async def test_a_claim_a_live_replay_holds_is_left_to_it_and_taken_over_once_it_is_not(
+        tmp_path: Path, opened: list[CallStore]) -> None:
+    """A claim is locked while its replay runs: another replica skips it (and so never writes it in twice or
+    deletes what the owner gives back); once no process holds the lock (the owner crashed), it is taken over."""
+    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.open()
+    opened.append(store)
+    await store.create_call(NewCall(CALL, "MZ1", "2026-11-23T10:00:00Z"))
+    spill = Spill(tmp_path / "spill")
+    spill.write(CALL, [Utterance(1, "customer", 1.0, 2.0, "claimed by a replay on another replica", "other", 0.8)])
+    claimed = spill.directory / f"{CALL}.jsonl.replaying-otherreplica"
+    spill.path(CALL).rename(claimed)
+    with open(claimed, "rb") as held:  # noqa: ASYNC230 - opening a local file to lock it takes no time
+        fcntl.flock(held, fcntl.LOCK_EX)  # the other replica's replay is still running
+        assert await spill.replay(store) == 0
+        assert await stored_texts(store) == [] and claimed.exists()
+    assert await spill.replay(store) == 1  # its lock died with it
+    assert await stored_texts(store) == ["claimed by a replay on another replica"]
+    assert not claimed.exists() and spill.pending() == []
+
+
+async def test_a_call_that_streams_again_waits_for_another_replicas_replay_of_its_file(
+        tmp_path: Path, opened: list[CallStore]) -> None:
+    """A call's own replay (its stream came back) must see its spilled utterances in the database before it
+    numbers new ones, so it waits for a live replay elsewhere instead of skipping the file."""
+    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.open()
+    opened.append(store)
+    await store.create_call(NewCall(CALL, "MZ1", "2026-11-23T10:00:00Z"))
+    spill = Spill(tmp_path / "spill")
+    spill.write(CALL, [Utterance(3, "customer", 1.0, 2.0, "spilled before the reconnect", "other", 0.8)])
+    claimed = spill.directory / f"{CALL}.jsonl.replaying-otherreplica"
+    spill.path(CALL).rename(claimed)
+    held = open(claimed, "rb")  # noqa: ASYNC230 - a local file, locked and released by hand below
+    fcntl.flock(held, fcntl.LOCK_EX)
+    replay = asyncio.create_task(spill.replay(store, only=CALL))
+    await asyncio.sleep(0.3)  # a real file lock between threads: no clock to inject
+    assert not replay.done()  # waiting (a start-up replay would have skipped it by now)
+    held.close()  # the other replica died (or gave up) without writing it in
+    assert await replay == 1
+    assert await stored_texts(store) == ["spilled before the reconnect"]
+
+
+async def test_a_claim_that_cannot_be_opened_is_logged_and_the_others_still_replay(
+        tmp_path: Path, opened: list[CallStore], caplog: pytest.LogCaptureFixture) -> None:
+    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.open()
+    opened.append(store)
+    await store.create_call(NewCall(CALL, "MZ1", "2026-11-23T10:00:00Z"))
+    spill = Spill(tmp_path / "spill")
+    spill.write(CALL, [Utterance(0, "customer", 1.0, 2.0, "still written in", "other", 0.8)])
+    (spill.directory / "CAbroken.jsonl.replaying-x").mkdir()  # stands in for a volume that refuses the open
+    with caplog.at_level(logging.ERROR):
+        assert await spill.replay(store) == 1
+    assert await stored_texts(store) == ["still written in"]
+    assert any("can't be claimed" in r.getMessage() for r in caplog.records)
+
+
+async def test_replicas_replaying_one_volume_at_once_write_every_file_in(
+        tmp_path: Path, opened: list[CallStore]) -> None:
+    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.open()
+    opened.append(store)
+    sids = [f"CAreplica{n:02d}" for n in range(40)]
+    for sid in sids:
+        await store.create_call(NewCall(sid, "MZ1", "2026-11-23T10:00:00Z"))
+        Spill(tmp_path / "spill").write(sid, [Utterance(0, "customer", 0.0, 1.0, f"spilled on {sid}", "other", 0.8)])
+    replicas = [Spill(tmp_path / "spill") for _ in range(3)]
+    written = await asyncio.gather(*(replica.replay(store) for replica in replicas))
+    assert sum(written) == len(sids)  # each file written in by exactly one replica
+    assert [await stored_texts(store, sid) for sid in sids] == [[f"spilled on {sid}"] for sid in sids]
+    assert list((tmp_path / "spill").iterdir()) == []
 
 
 async def test_a_broken_recogniser_in_one_call_leaves_a_concurrent_call_untouched(

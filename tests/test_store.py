@@ -352,3 +352,12 @@ async def test_writes_after_close_raise_store_error(database_url: str) -> None:
     await s.close()
     with pytest.raises((StoreError, RuntimeError)):
         await s.create_call(new_call("CA1"))
+
+
+async def test_no_cursor_leaves_the_store_thread_open(store: CallStore) -> None:
+    """A cursor freed on the event loop's thread while the store thread reuses its cached statement was SQLite
+    API misuse (concurrent utterance writes hit it): the store closes every cursor on its own thread."""
+    cursor = await store._run(lambda db: db.execute("SELECT 1"))
+    with pytest.raises(Exception, match="closed"):
+        cursor.fetchone()
+    assert await store.ping()

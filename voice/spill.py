@@ -13,11 +13,15 @@ reconnecting call numbers its utterances after the spilled ones and its new end 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
+import os
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dialog.store import CallStore, StoreError
 from dialog.types import Utterance
@@ -75,13 +79,13 @@ class Spill:
         return sorted(self.directory.glob("*.jsonl")) if self.directory.is_dir() else []
 
     def _files(self, only: str | None) -> list[Path]:
-        """Claimed files (a crashed replay's) first, then unclaimed ones; only `only`'s if given."""
+        """Claims (a crashed or a live replay's) first, then unclaimed files; only `only`'s if given."""
         if only is not None:
             self.path(only)  # checks the SID: it can hold no wildcards
         if not self.directory.is_dir():
             return []
         pattern = only or "*"
-        return [*sorted(self.directory.glob(f"{pattern}.jsonl{_CLAIMED}")),
+        return [*sorted(self.directory.glob(f"{pattern}.jsonl{_CLAIMED}*")),
                 *sorted(self.directory.glob(f"{pattern}.jsonl"))]
 
     async def replay(self, store: CallStore, only: str | None = None) -> int:
@@ -89,57 +93,120 @@ class Spill:
         it has one; returns how many utterances. A file whose rows can't be written (the database still
         failing, its call unknown) is kept for a later replay.
 
-        Replicas may share DATA_DIR (one volume): a file is first claimed by renaming it, so a replica
-        appending to it meanwhile starts a fresh file instead of adding lines that the delete would lose,
-        and two replicas starting together never replay one file twice. A claim left by a crash is
-        picked up again. The file system is used off the event loop (a call's start runs this too)."""
+        Replicas may share DATA_DIR (one volume): a file is first claimed by renaming it to a name of
+        its own, so a replica appending to it meanwhile starts a fresh file instead of adding lines that
+        the delete would lose, and the claim is held under an exclusive lock while it is written in. A
+        claim nobody holds (its replay crashed) is taken over; one a live replay holds is left to it, so
+        two replicas starting together never replay one file twice, nor delete what the other gave back
+        (a call's own replay waits for it: `_ONE_CALL_WAIT`). The locks need a file system with working
+        `flock` (local disk, NFSv4). The file system is used off the event loop (a call's start runs this
+        too)."""
         total = 0
         for path in await asyncio.to_thread(self._files, only):
             call_sid = path.name.split(".", 1)[0]
             unclaimed = self.directory / f"{call_sid}.jsonl"
-            claimed = self.directory / f"{call_sid}.jsonl{_CLAIMED}"
+            claim = await asyncio.to_thread(_claim, path, unclaimed, 0.0 if only is None else _ONE_CALL_WAIT)
+            if claim is None:
+                continue  # another replica has it
             try:
-                entries = await asyncio.to_thread(_claim_and_read, path, unclaimed, claimed)
-                if entries is None:
-                    continue  # another replica claimed it first
-                utterances = [_utterance(e) for e in entries if "call_end" not in e]
-                ends = [_end(e) for e in entries if "call_end" in e]
-            except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-                log.error("spill file %s is unreadable (%s); left in place", unclaimed, exc)
-                await asyncio.to_thread(_unclaim, claimed, unclaimed)
-                continue
-            try:
-                if utterances:
-                    await store.append_utterances(call_sid, utterances)
-                if ends:
-                    fields, outcome = ends[-1]
-                    if not await store.update_call(call_sid, **fields):
-                        raise StoreError(f"no call {call_sid} in the database", retryable=False)
-                    await store.set_inferred_outcome(call_sid, outcome)  # an agent's own outcome stays
-            except StoreError as exc:
-                log.error("spill file %s: %d utterance(s)%s still not written (%s); kept for a later replay",
-                          unclaimed, len(utterances), " and the call's end" if ends else "", exc)
-                await asyncio.to_thread(_unclaim, claimed, unclaimed)
-                continue
-            await asyncio.to_thread(claimed.unlink, missing_ok=True)
-            total += len(utterances)
-            log.warning("call %s: %d utterance(s)%s from the spill file written to the database", call_sid,
-                        len(utterances), " and its end" if ends else "")
+                total += await _write_in(store, call_sid, claim, unclaimed)
+            finally:
+                claim.close()  # releases the lock
         return total
 
 
-#: Suffix of a spill file a replica is replaying.
+async def _write_in(store: CallStore, call_sid: str, claim: _Claim, unclaimed: Path) -> int:
+    """Write one claimed file into `store` and delete it; give it back if it can't be. Returns utterances."""
+    claimed = claim.path
+    try:
+        entries = await asyncio.to_thread(claim.read)
+        utterances = [_utterance(e) for e in entries if "call_end" not in e]
+        ends = [_end(e) for e in entries if "call_end" in e]
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        log.error("spill file %s is unreadable (%s); left in place", unclaimed, exc)
+        await asyncio.to_thread(_unclaim, claimed, unclaimed)
+        return 0
+    try:
+        if utterances:
+            await store.append_utterances(call_sid, utterances)
+        if ends:
+            fields, outcome = ends[-1]
+            if not await store.update_call(call_sid, **fields):
+                raise StoreError(f"no call {call_sid} in the database", retryable=False)
+            await store.set_inferred_outcome(call_sid, outcome)  # an agent's own outcome stays
+    except StoreError as exc:
+        log.error("spill file %s: %d utterance(s)%s still not written (%s); kept for a later replay",
+                  unclaimed, len(utterances), " and the call's end" if ends else "", exc)
+        await asyncio.to_thread(_unclaim, claimed, unclaimed)
+        return 0
+    await asyncio.to_thread(claimed.unlink, missing_ok=True)
+    log.warning("call %s: %d utterance(s)%s from the spill file written to the database", call_sid,
+                len(utterances), " and its end" if ends else "")
+    return len(utterances)
+
+
+#: Suffix of a spill file a replay has claimed; a token unique to the claim follows it.
 _CLAIMED = ".replaying"
+#: How long a call that streams again waits for another replica's replay of its spill file (seconds):
+#: its new utterances are numbered after what that replay writes in.
+_ONE_CALL_WAIT = 10.0
 
 
-def _claim_and_read(path: Path, unclaimed: Path, claimed: Path) -> list[dict[str, Any]] | None:
-    """Claim `path` (unless it is already a claim) and parse its lines; None if another replica got it first."""
+class _Claim:
+    """A claimed spill file, held open under an exclusive lock until :meth:`close` (or until it is garbage
+    collected, so a replay cancelled while claiming does not keep the lock)."""
+
+    def __init__(self, path: Path, file: BinaryIO) -> None:
+        self.path, self._file = path, file
+
+    def read(self) -> list[dict[str, Any]]:
+        self._file.seek(0)
+        return [json.loads(line) for line in self._file.read().decode("utf-8").splitlines() if line]
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _claim(path: Path, unclaimed: Path, wait: float = 0.0) -> _Claim | None:
+    """Claim `path` (an unclaimed file, or a claim to take over) and lock it; None if another replica has it.
+
+    A fresh claim gets a name of its own, so a rename never lands on another replay's claim. A claim is
+    taken over only if nobody holds its lock (a crashed replay's locks died with it); a live replay's is
+    waited for up to `wait` seconds (a call that streams again must see its spilled data first)."""
     if path == unclaimed:
+        claimed = path.with_name(f"{path.name}{_CLAIMED}-{uuid.uuid4().hex[:12]}")
         try:
-            path.replace(claimed)
+            path.rename(claimed)
         except FileNotFoundError:
+            return None  # another replica claimed it first
+        path = claimed
+    file: BinaryIO | None = None
+    try:
+        file = open(path, "r+b")  # r+: over NFS an exclusive flock needs a descriptor open for writing
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    file.close()
+                    return None  # a live replay holds it
+                time.sleep(0.05)
+        # The lock is ours, but the claim only if its name still names this file: its owner may have written
+        # it in and deleted it, or given it back (renamed it to <sid>.jsonl), just before we locked it.
+        named, held = os.stat(path), os.fstat(file.fileno())
+        if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
+            file.close()
             return None
-    return [json.loads(line) for line in claimed.read_text(encoding="utf-8").splitlines() if line]
+        return _Claim(path, file)
+    except FileNotFoundError:
+        pass  # written in (or given back) by its owner since we listed it
+    except OSError as exc:
+        log.error("spill file %s can't be claimed (%s); left for a later replay", path, exc)
+    if file is not None:
+        file.close()
+    return None
 
 
 def _end(entry: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
