@@ -119,6 +119,16 @@ async def session_on(db: Path, engine: ScriptedEngine, spill: Spill | None, stor
     return session, store, hub
 
 
+async def store_with_calls(tmp_path: Path, opened: list[CallStore], *call_sids: str) -> CallStore:
+    """A SQLite store under `tmp_path` (closed by the `opened` fixture) that already has `call_sids`' rows."""
+    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    await store.open()
+    opened.append(store)
+    for call_sid in call_sids:
+        await store.create_call(NewCall(call_sid, "MZ1", "2026-11-23T10:00:00Z"))
+    return store
+
+
 async def stored_texts(store: CallStore, call_sid: str = CALL) -> list[str]:
     call = await store.get_call(call_sid)
     assert call is not None
@@ -273,10 +283,7 @@ async def test_a_call_coming_back_writes_its_spill_file_first_and_numbers_after_
 
 async def test_replay_keeps_spill_files_it_cannot_write(tmp_path: Path, opened: list[CallStore],
                                                         caplog: pytest.LogCaptureFixture) -> None:
-    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    await store.open()
-    opened.append(store)
-    await store.create_call(NewCall(CALL, "MZ1", "2026-11-23T10:00:00Z"))
+    store = await store_with_calls(tmp_path, opened, CALL)
     spill = Spill(tmp_path / "spill")
     spilled = Utterance(4, "customer", 1.0, 2.0, "kept on disk", "other", 0.8,
                         (Word("kept", 1.0, 1.4, 0.8), Word("on", 1.4, 1.6, 0.8)))
@@ -296,10 +303,7 @@ async def test_replay_keeps_spill_files_it_cannot_write(tmp_path: Path, opened: 
 
 async def test_replay_claims_each_file_so_replicas_sharing_the_volume_lose_nothing(
         tmp_path: Path, opened: list[CallStore]) -> None:
-    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    await store.open()
-    opened.append(store)
-    await store.create_call(NewCall(CALL, "MZ1", "2026-11-23T10:00:00Z"))
+    store = await store_with_calls(tmp_path, opened, CALL)
     spill = Spill(tmp_path / "spill")
     first, later = (Utterance(n, "customer", n, n + 1.0, text, "other", 0.8)
                     for n, text in ((1, "claimed by a crashed replay"), (2, "appended after the claim")))
@@ -316,10 +320,7 @@ async def test_a_claim_a_live_replay_holds_is_left_to_it_and_taken_over_once_it_
         tmp_path: Path, opened: list[CallStore]) -> None:
     """A claim is locked while its replay runs: another replica skips it (and so never writes it in twice or
     deletes what the owner gives back); once no process holds the lock (the owner crashed), it is taken over."""
-    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    await store.open()
-    opened.append(store)
-    await store.create_call(NewCall(CALL, "MZ1", "2026-11-23T10:00:00Z"))
+    store = await store_with_calls(tmp_path, opened, CALL)
     spill = Spill(tmp_path / "spill")
     spill.write(CALL, [Utterance(1, "customer", 1.0, 2.0, "claimed by a replay on another replica", "other", 0.8)])
     claimed = spill.directory / f"{CALL}.jsonl.replaying-otherreplica"
@@ -337,10 +338,7 @@ async def test_a_call_that_streams_again_waits_for_another_replicas_replay_of_it
         tmp_path: Path, opened: list[CallStore]) -> None:
     """A call's own replay (its stream came back) must see its spilled utterances in the database before it
     numbers new ones, so it waits for a live replay elsewhere instead of skipping the file."""
-    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    await store.open()
-    opened.append(store)
-    await store.create_call(NewCall(CALL, "MZ1", "2026-11-23T10:00:00Z"))
+    store = await store_with_calls(tmp_path, opened, CALL)
     spill = Spill(tmp_path / "spill")
     spill.write(CALL, [Utterance(3, "customer", 1.0, 2.0, "spilled before the reconnect", "other", 0.8)])
     claimed = spill.directory / f"{CALL}.jsonl.replaying-otherreplica"
@@ -357,10 +355,7 @@ async def test_a_call_that_streams_again_waits_for_another_replicas_replay_of_it
 
 async def test_a_claim_that_cannot_be_opened_is_logged_and_the_others_still_replay(
         tmp_path: Path, opened: list[CallStore], caplog: pytest.LogCaptureFixture) -> None:
-    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    await store.open()
-    opened.append(store)
-    await store.create_call(NewCall(CALL, "MZ1", "2026-11-23T10:00:00Z"))
+    store = await store_with_calls(tmp_path, opened, CALL)
     spill = Spill(tmp_path / "spill")
     spill.write(CALL, [Utterance(0, "customer", 1.0, 2.0, "still written in", "other", 0.8)])
     (spill.directory / "CAbroken.jsonl.replaying-x").mkdir()  # stands in for a volume that refuses the open
@@ -372,12 +367,9 @@ async def test_a_claim_that_cannot_be_opened_is_logged_and_the_others_still_repl
 
 async def test_replicas_replaying_one_volume_at_once_write_every_file_in(
         tmp_path: Path, opened: list[CallStore]) -> None:
-    store = CallStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    await store.open()
-    opened.append(store)
     sids = [f"CAreplica{n:02d}" for n in range(40)]
+    store = await store_with_calls(tmp_path, opened, *sids)
     for sid in sids:
-        await store.create_call(NewCall(sid, "MZ1", "2026-11-23T10:00:00Z"))
         Spill(tmp_path / "spill").write(sid, [Utterance(0, "customer", 0.0, 1.0, f"spilled on {sid}", "other", 0.8)])
     replicas = [Spill(tmp_path / "spill") for _ in range(3)]
     written = await asyncio.gather(*(replica.replay(store) for replica in replicas))
