@@ -183,23 +183,10 @@ def _claim(path: Path, unclaimed: Path, wait: float = 0.0) -> _Claim | None:
     file: BinaryIO | None = None
     try:
         file = open(path, "r+b")  # r+: over NFS an exclusive flock needs a descriptor open for writing
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    file.close()
-                    return None  # a live replay holds it
-                time.sleep(0.05)
-        # The lock is ours, but the claim only if its name still names this file: its owner may have written
+        # The lock alone is not the claim: its name must still name this file, as its owner may have written
         # it in and deleted it, or given it back (renamed it to <sid>.jsonl), just before we locked it.
-        named, held = os.stat(path), os.fstat(file.fileno())
-        if (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
-            file.close()
-            return None
-        return _Claim(path, file)
+        if _lock(file, wait) and os.path.samestat(os.stat(path), os.fstat(file.fileno())):
+            return _Claim(path, file)
     except FileNotFoundError:
         pass  # written in (or given back) by its owner since we listed it
     except OSError as exc:
@@ -207,6 +194,19 @@ def _claim(path: Path, unclaimed: Path, wait: float = 0.0) -> _Claim | None:
     if file is not None:
         file.close()
     return None
+
+
+def _lock(file: BinaryIO, wait: float) -> bool:
+    """Take `file`'s exclusive lock, waiting up to `wait` seconds; False if a live replay still holds it."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
 
 def _end(entry: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
